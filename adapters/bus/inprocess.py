@@ -1,0 +1,156 @@
+"""The embedded bus: the broker's semantics in one process, recording what it did.
+
+Topic routing, competing consumers, acks, bounded redelivery with backoff, a dead-letter list
+with the reason, a bounded queue length that refuses publishes like `x-overflow:
+reject-publish`, and an unroutable publish that fails like a returned mandatory message.
+Messages live in memory: they do not outlive the process (RabbitMQ is the durable shape).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import structlog
+
+from adapters.bus.topic import matches
+from orchestrator.errors import BusUnavailableError, PermanentError, UnroutableError
+from orchestrator.ports import BusMessage, Delivery, Handler
+
+log = structlog.get_logger("honnin.bus")
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    queue: str
+    message: BusMessage
+    reason: str
+    attempts: int
+
+
+@dataclass
+class _Queue:
+    name: str
+    bindings: list[str]
+    items: asyncio.Queue[tuple[BusMessage, int]] = field(default_factory=asyncio.Queue)
+    outstanding: int = 0  # queued, in flight or waiting to be redelivered
+    consumers: int = 0
+
+
+class InProcessBus:
+    def __init__(
+        self,
+        *,
+        delivery_limit: int = 5,
+        redelivery_delay: float = 0.05,
+        max_length: int = 100_000,
+    ) -> None:
+        self._limit = delivery_limit
+        self._delay = redelivery_delay
+        self._max_length = max_length
+        self._queues: dict[str, _Queue] = {}
+        self._consumers: list[asyncio.Task[None]] = []
+        self._closed = False
+        self.published: list[BusMessage] = []
+        self.acked: list[tuple[str, str]] = []  # (queue, message_id)
+        self.dead_letters: list[DeadLetter] = []
+
+    async def declare_queue(self, name: str, bindings: Sequence[str]) -> None:
+        queue = self._queues.setdefault(name, _Queue(name, []))
+        queue.bindings.extend(b for b in bindings if b not in queue.bindings)
+
+    async def publish(self, message: BusMessage) -> None:
+        if self._closed:
+            raise BusUnavailableError("the in-process bus is closed")
+        targets = [
+            q for q in self._queues.values() if any(matches(b, message.routing_key) for b in q.bindings)
+        ]
+        if not targets:
+            raise UnroutableError(f"no queue is bound to {message.routing_key}")
+        full = [q.name for q in targets if q.items.qsize() >= self._max_length]
+        if full:
+            raise BusUnavailableError(f"queue {full[0]} is full ({self._max_length} messages)")
+        self.published.append(message)
+        for queue in targets:
+            self._put(queue, message, 1)
+
+    def _put(self, queue: _Queue, message: BusMessage, attempt: int) -> None:
+        queue.outstanding += 1
+        queue.items.put_nowait((message, attempt))
+
+    async def consume(self, queue: str, handler: Handler) -> None:
+        if queue not in self._queues:
+            raise BusUnavailableError(f"queue {queue} was not declared")
+        self._queues[queue].consumers += 1
+        task = asyncio.create_task(self._consume(self._queues[queue], handler), name=f"consumer:{queue}")
+        self._consumers.append(task)
+
+    async def _consume(self, queue: _Queue, handler: Handler) -> None:
+        while True:
+            message, attempt = await queue.items.get()
+            try:
+                await handler(Delivery(message, queue.name, attempt))
+            except PermanentError as exc:
+                self._dead_letter(queue, message, f"{exc.code}: {exc.message}", attempt)
+            except asyncio.CancelledError:
+                self._put(queue, message, attempt)  # unacked at shutdown: back on the queue
+                queue.outstanding -= 1
+                raise
+            except Exception as exc:
+                self._nack(queue, message, attempt, exc)
+            else:
+                self.acked.append((queue.name, message.message_id))
+            queue.outstanding -= 1
+
+    def _nack(self, queue: _Queue, message: BusMessage, attempt: int, exc: Exception) -> None:
+        reason = f"{getattr(exc, 'code', type(exc).__name__)}: {getattr(exc, 'message', exc)}"
+        if attempt >= self._limit:
+            self._dead_letter(
+                queue, message, f"delivery limit {self._limit} reached; last: {reason}", attempt
+            )
+            return
+        queue.outstanding += 1
+        loop = asyncio.get_running_loop()
+        loop.call_later(self._delay * 2 ** (attempt - 1), self._redeliver, queue, message, attempt + 1)
+
+    def _redeliver(self, queue: _Queue, message: BusMessage, attempt: int) -> None:
+        self._put(queue, message, attempt)
+        queue.outstanding -= 1
+
+    def _dead_letter(self, queue: _Queue, message: BusMessage, reason: str, attempt: int) -> None:
+        log.warning("message.dead_lettered", queue=queue.name, message_id=message.message_id, reason=reason)
+        self.dead_letters.append(DeadLetter(queue.name, message, reason, attempt))
+
+    def depth(self, queue: str) -> int:
+        return self._queues[queue].items.qsize()
+
+    async def drain(self, queue: str) -> list[BusMessage]:
+        """Take every waiting message off a queue nobody consumes (tests, operators)."""
+        target = self._queues[queue]
+        taken = []
+        while not target.items.empty():
+            message, _ = target.items.get_nowait()
+            taken.append(message)
+            target.outstanding -= 1
+        return taken
+
+    def idle(self) -> bool:
+        """No message waits, runs or awaits redelivery on any queue that has a consumer."""
+        return not any(q.outstanding for q in self._queues.values() if q.consumers)
+
+    async def join(self, within: float = 10.0) -> None:
+        """Wait until `idle` (tests and `run --until-idle`); polls, as it is no hot path."""
+        async with asyncio.timeout(within):
+            while not self.idle():  # noqa: ASYNC110
+                await asyncio.sleep(0.005)
+
+    async def close(self) -> None:
+        self._closed = True
+        for task in self._consumers:
+            task.cancel()
+        for task in self._consumers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._consumers = []

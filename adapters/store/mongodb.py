@@ -1,0 +1,293 @@
+"""The production store: MongoDB through PyMongo's async client (Motor is end-of-life).
+
+A commit is one multi-document transaction (MongoDB must run as a replica set; compose.yaml
+starts a single-node one): the processed event id (unique `_id`), the version-checked
+registration, the history entry and the outbox messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bson import Binary
+from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError, PyMongoError
+
+from adapters.store.codec import Sealer
+from orchestrator.errors import DuplicateEventError, StoreUnavailableError, VersionConflictError
+from orchestrator.model import Registration, State
+from orchestrator.ports import Commit, HistoryEntry, OutboxMessage, StoredRegistration
+
+Doc = dict[str, Any]
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """BSON dates come back naive (UTC); the domain only knows aware datetimes."""
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+class MongoStore:
+    def __init__(self, client: AsyncMongoClient[Doc], db: AsyncDatabase[Doc], sealer: Sealer) -> None:
+        self._client = client
+        self._db = db
+        self._sealer = sealer
+
+    @classmethod
+    async def open(cls, url: str, database: str, sealer: Sealer) -> MongoStore:
+        client: AsyncMongoClient[Doc] = AsyncMongoClient(url, tz_aware=True, serverSelectionTimeoutMS=5000)
+        db = client[database]
+        try:
+            await db.registrations.create_index([("next_deadline_at", ASCENDING)], sparse=True)
+            await db.registrations.create_index([("ended_at", ASCENDING)], sparse=True)
+            await db.history.create_index(
+                [("registration_id", ASCENDING), ("recorded_at", ASCENDING), ("idx", ASCENDING)]
+            )
+            await db.outbox.create_index(
+                [("sent_at", ASCENDING), ("created_at", ASCENDING), ("idx", ASCENDING)]
+            )
+            await db.outbox.create_index([("registration_id", ASCENDING)])
+        except PyMongoError as exc:
+            await client.close()
+            raise StoreUnavailableError(f"cannot reach MongoDB: {exc}") from exc
+        return cls(client, db, sealer)
+
+    async def load(self, registration_id: str) -> StoredRegistration | None:
+        try:
+            doc = await self._db.registrations.find_one({"_id": registration_id})
+        except PyMongoError as exc:
+            raise StoreUnavailableError(f"MongoDB load failed: {exc}") from exc
+        if doc is None:
+            return None
+        plain = self._sealer.open(bytes(doc["data"]), f"registration:{registration_id}")
+        return StoredRegistration(Registration.model_validate_json(plain), int(doc["version"]))
+
+    async def is_processed(self, event_id: str) -> bool:
+        try:
+            return await self._db.processed_events.find_one({"_id": event_id}, {"_id": 1}) is not None
+        except PyMongoError as exc:
+            raise StoreUnavailableError(f"MongoDB read failed: {exc}") from exc
+
+    async def commit(self, commit: Commit) -> int:
+        async def write(session: AsyncClientSession) -> int:
+            try:
+                await self._db.processed_events.insert_one(
+                    {
+                        "_id": commit.event_id,
+                        "registration_id": commit.registration_id,
+                        "processed_at": commit.history.recorded_at,
+                    },
+                    session=session,
+                )
+            except DuplicateKeyError as exc:
+                raise DuplicateEventError(f"event {commit.event_id} was processed already") from exc
+            version = await self._write_registration(commit, session)
+            await self._append(commit, session)
+            return version
+
+        try:
+            async with self._client.start_session() as session:
+                return await session.with_transaction(write)
+        except (DuplicateEventError, VersionConflictError):
+            raise
+        except PyMongoError as exc:
+            raise StoreUnavailableError(f"MongoDB commit failed: {exc}") from exc
+
+    async def _write_registration(self, commit: Commit, session: AsyncClientSession) -> int:
+        expected, reg = commit.expected_version, commit.registration
+        if reg is None:
+            # No new state, but the refusal was decided on `expected`: touching the document makes
+            # a concurrent writer conflict with this transaction.
+            if expected == 0:
+                return 0
+            touched = await self._db.registrations.find_one_and_update(
+                {"_id": commit.registration_id, "version": expected},
+                {"$set": {"touched_at": commit.history.recorded_at}},
+                session=session,
+            )
+            if touched is None:
+                raise VersionConflictError(f"registration {commit.registration_id} moved on")
+            return expected
+        deadline = reg.next_deadline()
+        fields = {
+            "state": reg.state.value,
+            "next_deadline_at": deadline,
+            "updated_at": reg.updated_at,
+            "ended_at": reg.ended_at,
+            "data": Binary(self._sealer.seal(reg.model_dump_json().encode(), f"registration:{reg.id}")),
+        }
+        if expected == 0:
+            try:
+                await self._db.registrations.insert_one(
+                    {"_id": reg.id, "version": 1, **fields}, session=session
+                )
+            except DuplicateKeyError as exc:
+                raise VersionConflictError(f"registration {reg.id} exists already") from exc
+            return 1
+        updated = await self._db.registrations.find_one_and_update(
+            {"_id": reg.id, "version": expected},
+            {"$set": fields, "$inc": {"version": 1}},
+            return_document=ReturnDocument.AFTER,
+            session=session,
+        )
+        if updated is None:
+            raise VersionConflictError(f"registration {reg.id} is not at version {expected}")
+        return int(updated["version"])
+
+    async def _append(self, commit: Commit, session: AsyncClientSession) -> None:
+        h = commit.history
+        await self._db.history.insert_one(
+            {
+                "registration_id": h.registration_id,
+                "event_id": h.event_id,
+                "event_type": h.event_type,
+                "source": h.source,
+                "occurred_at": h.occurred_at,
+                "recorded_at": h.recorded_at,
+                "outcome": h.outcome,
+                "from_state": h.from_state,
+                "to_state": h.to_state,
+                "code": h.code,
+                "message": h.message,
+                "idx": 0,
+                "event": Binary(self._sealer.seal(h.event, f"history:{h.event_id}")),
+            },
+            session=session,
+        )
+        if commit.outbox:
+            await self._db.outbox.insert_many(
+                [
+                    {
+                        "_id": m.message_id,
+                        "routing_key": m.routing_key,
+                        "registration_id": m.registration_id,
+                        "body": Binary(self._sealer.seal(m.body, f"outbox:{m.message_id}")),
+                        "created_at": m.created_at,
+                        "idx": i,
+                        "sent_at": None,
+                        "claimed_by": None,
+                        "claimed_until": None,
+                    }
+                    for i, m in enumerate(commit.outbox)
+                ],
+                session=session,
+            )
+
+    async def history(self, registration_id: str) -> list[HistoryEntry]:
+        try:
+            cursor = self._db.history.find({"registration_id": registration_id}).sort(
+                [("recorded_at", ASCENDING), ("_id", ASCENDING)]
+            )
+            docs = await cursor.to_list()
+        except PyMongoError as exc:
+            raise StoreUnavailableError(f"MongoDB read failed: {exc}") from exc
+        return [
+            HistoryEntry(
+                registration_id=d["registration_id"],
+                event_id=d["event_id"],
+                event_type=d["event_type"],
+                source=d["source"],
+                occurred_at=_aware(d["occurred_at"]) or d["occurred_at"],
+                recorded_at=_aware(d["recorded_at"]) or d["recorded_at"],
+                outcome=d["outcome"],
+                from_state=d["from_state"],
+                to_state=d["to_state"],
+                code=d["code"],
+                message=d["message"],
+                event=self._sealer.open(bytes(d["event"]), f"history:{d['event_id']}"),
+            )
+            for d in docs
+        ]
+
+    async def due(self, now: datetime, limit: int) -> list[str]:
+        try:
+            cursor = (
+                self._db.registrations.find({"next_deadline_at": {"$ne": None, "$lte": now}}, {"_id": 1})
+                .sort("next_deadline_at", ASCENDING)
+                .limit(limit)
+            )
+            return [d["_id"] for d in await cursor.to_list()]
+        except PyMongoError as exc:
+            raise StoreUnavailableError(f"MongoDB read failed: {exc}") from exc
+
+    async def claim_outbox(
+        self, worker: str, now: datetime, lease_seconds: float, limit: int
+    ) -> list[OutboxMessage]:
+        """This worker's unexpired claims first, then free rows claimed one at a time, so two
+        relays never hold the same row."""
+        until = now + timedelta(seconds=lease_seconds)
+        order = [("created_at", ASCENDING), ("idx", ASCENDING)]
+        try:
+            docs = (
+                await self._db.outbox.find(
+                    {"sent_at": None, "claimed_by": worker, "claimed_until": {"$gte": now}}
+                )
+                .sort(order)
+                .limit(limit)
+                .to_list()
+            )
+            while len(docs) < limit:
+                doc = await self._db.outbox.find_one_and_update(
+                    {"sent_at": None, "$or": [{"claimed_until": None}, {"claimed_until": {"$lt": now}}]},
+                    {"$set": {"claimed_by": worker, "claimed_until": until}},
+                    sort=order,
+                    return_document=ReturnDocument.AFTER,
+                )
+                if doc is None:
+                    break
+                docs.append(doc)
+        except PyMongoError as exc:
+            raise StoreUnavailableError(f"MongoDB outbox claim failed: {exc}") from exc
+        docs.sort(key=lambda d: (_aware(d["created_at"]), d["idx"]))
+        return [
+            OutboxMessage(
+                message_id=d["_id"],
+                routing_key=d["routing_key"],
+                registration_id=d["registration_id"],
+                body=self._sealer.open(bytes(d["body"]), f"outbox:{d['_id']}"),
+                created_at=_aware(d["created_at"]) or d["created_at"],
+                seq=d["idx"],
+            )
+            for d in docs
+        ]
+
+    async def mark_sent(self, message_ids: Sequence[str], now: datetime) -> None:
+        try:
+            await self._db.outbox.update_many(
+                {"_id": {"$in": list(message_ids)}},
+                {"$set": {"sent_at": now, "claimed_by": None, "claimed_until": None}},
+            )
+        except PyMongoError as exc:
+            raise StoreUnavailableError(f"MongoDB write failed: {exc}") from exc
+
+    async def purge_ended(self, before: datetime, limit: int) -> int:
+        try:
+            docs = (
+                await self._db.registrations.find(
+                    {"ended_at": {"$ne": None, "$lt": before}, "state": {"$ne": State.ACTIVATED.value}},
+                    {"_id": 1},
+                )
+                .limit(limit)
+                .to_list()
+            )
+            ids = [d["_id"] for d in docs]
+            if ids:
+                await self._db.history.delete_many({"registration_id": {"$in": ids}})
+                await self._db.outbox.delete_many({"registration_id": {"$in": ids}, "sent_at": {"$ne": None}})
+                await self._db.registrations.delete_many({"_id": {"$in": ids}})
+        except PyMongoError as exc:
+            raise StoreUnavailableError(f"MongoDB purge failed: {exc}") from exc
+        return len(ids)
+
+    async def outbox_backlog(self) -> int:
+        return await self._db.outbox.count_documents({"sent_at": None})
+
+    async def drop(self) -> None:
+        """Tests only: forget the whole database."""
+        await self._client.drop_database(self._db.name)
+
+    async def close(self) -> None:
+        await self._client.close()

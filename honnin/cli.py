@@ -1,0 +1,206 @@
+"""The `honnin` command: run the orchestrator, look at registrations, export the schemas."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from honnin import logs
+from honnin.bootstrap import App, bootstrap
+from honnin.settings import Settings
+from orchestrator.errors import HonninError
+from orchestrator.ports import BusMessage
+from schemas.events import Envelope, EnvelopeError, parse_event
+
+T = TypeVar("T")
+
+
+def _settings() -> Settings:
+    settings = Settings()
+    logs.configure(settings.log_level, settings.log_format)
+    return settings
+
+
+def _with_app(work: Callable[[App], Awaitable[T]]) -> T:
+    async def main() -> T:
+        app = await bootstrap(_settings())
+        try:
+            return await work(app)
+        finally:
+            await app.close()
+
+    try:
+        return asyncio.run(main())
+    except HonninError as exc:
+        raise click.ClickException(f"{exc.code}: {exc.message}") from None
+
+
+@click.group()
+@click.version_option(package_name="honnin")
+def main() -> None:
+    """Honnin: My Number Card registrations as persisted state machines."""
+
+
+@main.command()
+@click.option(
+    "--events",
+    "events_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="JSON lines of event envelopes to feed in after start-up.",
+)
+@click.option("--until-idle", is_flag=True, help="Stop once every event is applied and the outbox is empty.")
+def run(events_file: Path | None, until_idle: bool) -> None:
+    """Run an orchestrator worker (embedded default: SQLite + in-process bus)."""
+
+    async def work(app: App) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await app.runtime.start()
+        fed = await _feed(app, events_file) if events_file else []
+        if until_idle:
+            await _wait_idle(app)
+            _summarise(fed, app)
+            await _print_states(app, fed)
+            return
+        await stop.wait()
+
+    _with_app(work)
+
+
+async def _feed(app: App, path: Path) -> list[Envelope]:
+    """Publish each valid line; report each invalid one by line number, without its content."""
+    fed: list[Envelope] = []
+    text = await asyncio.to_thread(path.read_text, encoding="utf-8")
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            event = parse_event(line)
+        except EnvelopeError as exc:
+            click.echo(f"{path}:{number}: {exc.message}", err=True)
+            continue
+        await app.bus.publish(BusMessage(event.type, line.encode(), str(event.event_id)))
+        fed.append(event)
+    return fed
+
+
+async def _wait_idle(app: App) -> None:
+    join = getattr(app.bus, "join", None)
+    while True:
+        if join is not None:
+            await join(within=60)
+        if await app.store.outbox_backlog() == 0:
+            return
+        await asyncio.sleep(0.05)
+
+
+def _summarise(fed: list[Envelope], app: App) -> None:
+    dead = getattr(app.bus, "dead_letters", [])
+    click.echo(f"fed {len(fed)} events; {len(dead)} dead-lettered")
+    for letter in dead:
+        click.echo(f"  dead letter {letter.message.message_id}: {letter.reason}")
+
+
+async def _print_states(app: App, fed: list[Envelope]) -> None:
+    for registration_id in dict.fromkeys(e.registration_id for e in fed):
+        stored = await app.store.load(registration_id)
+        click.echo(f"  {registration_id}: {stored.registration.state.value if stored else 'not created'}")
+
+
+@main.command()
+@click.argument("registration_id")
+def status(registration_id: str) -> None:
+    """Show one registration's state; personal facts stay masked."""
+
+    async def work(app: App) -> dict[str, Any]:
+        stored = await app.orchestrator.status(registration_id)
+        return _status_view(stored.registration.model_dump(mode="json"), stored.version)
+
+    click.echo(json.dumps(_with_app(work), ensure_ascii=False, indent=2))
+
+
+def _status_view(reg: dict[str, Any], version: int) -> dict[str, Any]:
+    verification = reg.get("verification") or {}
+    return {
+        "registration_id": reg["id"],
+        "state": reg["state"],
+        "version": version,
+        "profile": reg["profile"],
+        "facility_id": reg["facility_id"],
+        "created_at": reg["created_at"],
+        "updated_at": reg["updated_at"],
+        "expires_at": reg["expires_at"],
+        "activated_at": reg["activated_at"],
+        "ended_at": reg["ended_at"],
+        "card_read": reg["card"] is not None,
+        "challenge_attempt": reg["challenge_attempt"],
+        "verification": {
+            k: verification.get(k) for k in ("attempt", "status", "retries", "retry_at", "code", "message")
+        }
+        if verification
+        else None,
+    }
+
+
+@main.command()
+@click.argument("registration_id")
+def history(registration_id: str) -> None:
+    """List every event applied to or refused by a registration, oldest first."""
+
+    async def work(app: App) -> list[str]:
+        entries = await app.orchestrator.history(registration_id)
+        return [
+            "\t".join(
+                [
+                    e.recorded_at.isoformat(timespec="seconds"),
+                    e.event_type,
+                    e.source,
+                    e.outcome,
+                    f"{e.from_state}->{e.to_state}",
+                    e.code or "",
+                    e.message or "",
+                ]
+            )
+            for e in entries
+        ]
+
+    lines = _with_app(work)
+    if not lines:
+        raise click.ClickException(f"no history for {registration_id}")
+    click.echo("\n".join(lines))
+
+
+@main.group()
+def schemas() -> None:
+    """The wire formats."""
+
+
+@schemas.command("export")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def export_schemas(directory: Path) -> None:
+    """Write one JSON Schema per event type into DIRECTORY."""
+    from schemas.export import export
+
+    for path in export(directory):
+        click.echo(str(path))
+
+
+@main.command()
+def keygen() -> None:
+    """Print a new data key for HONNIN_DATA_KEY."""
+    from adapters.store.codec import new_key
+
+    click.echo(new_key())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

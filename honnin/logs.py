@@ -1,0 +1,67 @@
+"""structlog JSON logs an operator can follow, with personal facts masked before rendering."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+from schemas.privacy import mask_individual_numbers
+
+PERSONAL_KEYS = frozenset(
+    {
+        "name",
+        "name_kana",
+        "address",
+        "birth_date",
+        "sex",
+        "phone",
+        "email",
+        "postal_code",
+        "login_id",
+        "applicant",
+        "card",
+        "certificate",
+        "signature",
+        "challenge",
+    }
+)
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, str):
+        return mask_individual_numbers(value)
+    if isinstance(value, dict):
+        return {k: ("***" if k in PERSONAL_KEYS else _masked(v)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_masked(v) for v in value]
+    return value
+
+
+def mask_personal(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Last line of defence: code should not log personal facts, and this hides them if it does."""
+    for key, value in list(event_dict.items()):
+        event_dict[key] = "***" if key in PERSONAL_KEYS else _masked(value)
+    return event_dict
+
+
+def configure(level: str = "INFO", fmt: str = "json") -> None:
+    renderer: Any = structlog.processors.JSONRenderer(ensure_ascii=False)
+    if fmt == "console":
+        renderer = structlog.dev.ConsoleRenderer(colors=False)
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            mask_personal,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level]),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )

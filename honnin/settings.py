@@ -1,0 +1,63 @@
+"""The one typed settings object, read once from HONNIN_* variables; nothing else reads the environment."""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, PositiveFloat, PositiveInt, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from orchestrator.model import Profile
+
+
+def _default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HONNIN_", extra="ignore")
+
+    data_dir: Path = Field(Path("honnin-data"), description="where the embedded store keeps its files")
+    store: Literal["sqlite", "mongodb"] = "sqlite"
+    sqlite_path: Path | None = Field(None, description="default: DATA_DIR/honnin.db")
+    mongodb_url: SecretStr | None = None
+    mongodb_database: str = "honnin"
+    bus: Literal["inprocess"] = "inprocess"
+    data_key: SecretStr | None = Field(
+        None, description="32 bytes, base64: encrypts personal facts at rest (default: DATA_DIR/data.key)"
+    )
+    activation_timeout_seconds: PositiveInt = 3600
+    retention_days: PositiveFloat = 30.0
+    verification_retry_limit: int = Field(5, ge=0)
+    verification_retry_base_seconds: PositiveFloat = 2.0
+    verification_retry_cap_seconds: PositiveFloat = 300.0
+    delivery_limit: PositiveInt = 5
+    sweep_interval_seconds: PositiveFloat = 1.0
+    relay_idle_seconds: PositiveFloat = 0.5
+    worker_id: str = Field(default_factory=_default_worker_id)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "console"] = "json"
+
+    @property
+    def sqlite_file(self) -> Path:
+        return self.sqlite_path or self.data_dir / "honnin.db"
+
+    @property
+    def retention(self) -> timedelta:
+        return timedelta(days=self.retention_days)
+
+    def profiles(self) -> dict[str, Profile]:
+        """Flows as data; the facility flow of seed 000 is the one built so far."""
+        facility = Profile(
+            name="facility",
+            steps=frozenset({"card_info_read", "confirm", "signature", "complete"}),
+            activation_timeout=timedelta(seconds=self.activation_timeout_seconds),
+            verification_retry_limit=self.verification_retry_limit,
+            verification_retry_base=timedelta(seconds=self.verification_retry_base_seconds),
+            verification_retry_cap=timedelta(seconds=self.verification_retry_cap_seconds),
+        )
+        return {facility.name: facility}

@@ -1,0 +1,78 @@
+"""Honnin's error tree; adapters re-raise library errors as one of these, `from exc`.
+
+HonninError
+├── RetryableError            the same call may succeed later
+│   ├── VersionConflictError  someone saved the registration first: reload and apply again
+│   ├── RetryLaterError       the event may become applicable (its registration is not there yet)
+│   ├── StoreUnavailableError
+│   └── BusUnavailableError
+│       └── UnroutableError   no queue took the message (mandatory publish returned)
+└── PermanentError            retrying cannot help
+    ├── DuplicateEventError   the event id was processed already
+    ├── PoisonMessageError    unparseable, unknown type or failing schema
+    ├── NotFoundError
+    ├── CardInfoNotReadError  「情報を反映する」 before the app read the card
+    └── ConfigurationError
+"""
+
+from __future__ import annotations
+
+
+class HonninError(Exception):
+    """Root of every error Honnin raises on purpose."""
+
+    code = "error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class RetryableError(HonninError):
+    code = "retryable"
+
+
+class PermanentError(HonninError):
+    code = "permanent"
+
+
+class VersionConflictError(RetryableError):
+    code = "version_conflict"
+
+
+class RetryLaterError(RetryableError):
+    code = "retry_later"
+
+
+class StoreUnavailableError(RetryableError):
+    code = "store_unavailable"
+
+
+class BusUnavailableError(RetryableError):
+    code = "bus_unavailable"
+
+
+class UnroutableError(BusUnavailableError):
+    code = "unroutable"
+
+
+class DuplicateEventError(PermanentError):
+    code = "duplicate_event"
+
+
+class PoisonMessageError(PermanentError):
+    code = "poison_message"
+
+
+class NotFoundError(PermanentError):
+    code = "not_found"
+
+
+class CardInfoNotReadError(PermanentError):
+    code = "card_info_not_read"
+
+
+class ConfigurationError(PermanentError):
+    code = "configuration"

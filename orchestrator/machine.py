@@ -1,0 +1,100 @@
+"""The registration state machine: one `transitions` machine serves every registration.
+
+A registration is added as a model in its stored state, the event is triggered, and the model
+is removed again; the guards and effects are the pure functions of `orchestrator.states`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from transitions import EventData, Machine, MachineError
+
+from orchestrator.model import Applied, Context, Outcome, Registration, Rejection, State
+from orchestrator.states import TABLE, Rule, new
+from orchestrator.states.rules import not_accepted
+from schemas.events import Envelope
+
+
+class _Subject:
+    """What the machine drives for one event: the stored state in, a decision out."""
+
+    def __init__(self, before: Registration | None, event: Envelope, ctx: Context) -> None:
+        self.before = before
+        self.event = event
+        self.ctx = ctx
+        self.state: str = ""
+        self.applied: Applied | None = None
+        self.rejection: Rejection | None = None
+
+
+def _trigger_name(event_type: str) -> str:
+    return event_type.replace(".", "__")
+
+
+class RegistrationMachine:
+    """Applies one event to one registration and says what happened; no I/O."""
+
+    def __init__(self) -> None:
+        self._machine = Machine(
+            model=None,
+            states=[s.value for s in State],
+            initial=State.NEW.value,
+            send_event=True,
+            auto_transitions=False,
+            queued="model",  # type: ignore[arg-type]  # supported since 0.9.1, stubs say bool
+        )
+        for state, rules in TABLE.items():
+            for rule in rules:
+                self._machine.add_transition(
+                    trigger=_trigger_name(rule.trigger),
+                    source=state.value,
+                    dest=rule.dest.value if rule.dest else None,
+                    conditions=[self._condition(rule)],
+                    after=[self._effect(rule)],
+                )
+
+    @staticmethod
+    def _condition(rule: Rule) -> Any:
+        def check(data: EventData) -> bool:
+            subject = cast(_Subject, data.model)
+            if subject.rejection is not None or subject.applied is not None:
+                return False
+            args = (subject.before, subject.event, subject.ctx)
+            if rule.when is not None and not rule.when(*args):
+                return False
+            if rule.guard is not None:
+                subject.rejection = rule.guard(*args)
+            return subject.rejection is None
+
+        return check
+
+    @staticmethod
+    def _effect(rule: Rule) -> Any:
+        def apply(data: EventData) -> None:
+            subject = cast(_Subject, data.model)
+            state = State(subject.state)
+            subject.applied = rule.effect(subject.before, subject.event, subject.ctx, state)
+
+        return apply
+
+    def apply(self, before: Registration | None, event: Envelope, ctx: Context) -> Outcome:
+        state = before.state if before else State.NEW
+        subject = _Subject(before, event, ctx)
+        self._machine.add_model(subject, initial=state.value)
+        try:
+            subject.trigger(_trigger_name(event.type))  # type: ignore[attr-defined]
+        except (MachineError, AttributeError):
+            pass  # no rule for this event in this state: refused below
+        finally:
+            self._machine.remove_model(subject)
+        if subject.applied is not None:
+            return Outcome(event, before, applied=subject.applied)
+        rejection = subject.rejection or _unaccepted(state, before, event)
+        return Outcome(event, before, rejection=rejection)
+
+
+def _unaccepted(state: State, before: Registration | None, event: Envelope) -> Rejection:
+    if state is State.NEW:
+        return new.unaccepted(before, event)
+    return not_accepted(state, event)

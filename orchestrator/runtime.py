@@ -1,0 +1,61 @@
+"""One orchestrator worker: the consumer, the outbox relay and the deadline sweeper together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import structlog
+
+from orchestrator.ports import Bus
+from orchestrator.relay import OutboxRelay
+from orchestrator.service import Orchestrator
+from orchestrator.sweeper import DeadlineSweeper
+from orchestrator.topology import ORCHESTRATOR_QUEUE, QUEUES
+
+log = structlog.get_logger("honnin.runtime")
+
+
+class Runtime:
+    def __init__(
+        self, orchestrator: Orchestrator, bus: Bus, relay: OutboxRelay, sweeper: DeadlineSweeper
+    ) -> None:
+        self.orchestrator = orchestrator
+        self.bus = bus
+        self.relay = relay
+        self.sweeper = sweeper
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        for queue, bindings in QUEUES.items():
+            await self.bus.declare_queue(queue, bindings)
+        await self.bus.consume(ORCHESTRATOR_QUEUE, self.orchestrator.on_delivery)
+        self._tasks = [
+            asyncio.create_task(self.relay.run(self.orchestrator.committed), name="outbox-relay"),
+            asyncio.create_task(self.sweeper.run(), name="deadline-sweeper"),
+        ]
+        log.info("worker.started", queue=ORCHESTRATOR_QUEUE)
+
+    async def stop(self) -> None:
+        if not self._tasks:
+            return
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        log.info("worker.stopped")
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until `stop` is set or a background task dies (then re-raise its error)."""
+        await self.start()
+        try:
+            stopper = asyncio.create_task(stop.wait())
+            done, _ = await asyncio.wait([stopper, *self._tasks], return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+            for task in done:
+                if task is not stopper and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+        finally:
+            await self.stop()

@@ -1,0 +1,181 @@
+"""The orchestrator's loop for one event: load ▸ apply ▸ save with outbox, in one write."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import random
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import structlog
+
+from orchestrator import messages
+from orchestrator.errors import (
+    CardInfoNotReadError,
+    DuplicateEventError,
+    NotFoundError,
+    PoisonMessageError,
+    RetryLaterError,
+    VersionConflictError,
+)
+from orchestrator.machine import RegistrationMachine
+from orchestrator.model import Context, Outcome, Profile, State
+from orchestrator.ports import (
+    Clock,
+    Commit,
+    Delivery,
+    HistoryEntry,
+    OutboxMessage,
+    Store,
+    StoredRegistration,
+)
+from orchestrator.states.rules import emit
+from schemas.events import INBOUND_TYPES, Envelope, EnvelopeError, EventRejected, parse_event
+from schemas.payloads import CardFacts
+
+log = structlog.get_logger("honnin.orchestrator")
+
+
+@dataclass(frozen=True)
+class HandleResult:
+    status: Literal["applied", "rejected", "duplicate"]
+    state: State | None = None
+    code: str | None = None
+    message: str | None = None
+
+
+class Orchestrator:
+    """Applies events to registrations exactly once, whatever the bus redelivers."""
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        profiles: dict[str, Profile],
+        *,
+        conflict_retries: int = 8,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._profiles = profiles
+        self._conflict_retries = conflict_retries
+        self._machine = RegistrationMachine()
+        self.committed = asyncio.Event()  # wakes the outbox relay
+
+    def _context(self) -> Context:
+        return Context(
+            now=self._clock.now(),
+            profiles=self._profiles,
+            new_challenge=base64.b64encode(secrets.token_bytes(32)).decode(),
+            jitter=random.random(),  # noqa: S311 - jitter, not a secret
+        )
+
+    async def handle(self, event: Envelope) -> HandleResult:
+        bound = log.bind(
+            registration_id=event.registration_id, event_id=str(event.event_id), event_type=event.type
+        )
+        if await self._store.is_processed(str(event.event_id)):
+            bound.info("event.duplicate")
+            return HandleResult("duplicate")
+        for _ in range(self._conflict_retries):
+            stored = await self._store.load(event.registration_id)
+            ctx = self._context()
+            outcome = self._machine.apply(stored.registration if stored else None, event, ctx)
+            if outcome.rejection and outcome.rejection.retryable:
+                bound.info("event.deferred", code=outcome.rejection.code)
+                raise RetryLaterError(outcome.rejection.message, code=outcome.rejection.code)
+            try:
+                await self._store.commit(_commit(stored, outcome, ctx))
+            except DuplicateEventError:
+                bound.info("event.duplicate")
+                return HandleResult("duplicate")
+            except VersionConflictError:
+                bound.info("event.version_conflict")
+                await asyncio.sleep(0)
+                continue
+            self.committed.set()
+            return _report(bound, outcome)
+        raise VersionConflictError(f"registration {event.registration_id} kept changing")
+
+    async def on_delivery(self, delivery: Delivery) -> None:
+        """The bus handler: a message that cannot be an inbound event is poison."""
+        try:
+            event = parse_event(delivery.message.body)
+        except EnvelopeError as exc:
+            raise PoisonMessageError(exc.message) from None
+        if event.type not in INBOUND_TYPES:
+            raise PoisonMessageError(f"{event.type} is not an event the orchestrator accepts")
+        await self.handle(event)
+
+    async def status(self, registration_id: str) -> StoredRegistration:
+        stored = await self._store.load(registration_id)
+        if stored is None:
+            raise NotFoundError(f"no registration {registration_id}")
+        return stored
+
+    async def history(self, registration_id: str) -> list[HistoryEntry]:
+        return await self._store.history(registration_id)
+
+    async def reflect_card_info(self, registration_id: str) -> CardFacts:
+        """【情報を反映する】: the card's facts for the form, or the seed's error before the read."""
+        registration = (await self.status(registration_id)).registration
+        if registration.card is None:
+            raise CardInfoNotReadError(messages.CARD_INFO_NOT_READ)
+        return registration.card
+
+
+def _commit(stored: StoredRegistration | None, outcome: Outcome, ctx: Context) -> Commit:
+    event = outcome.event
+    emitted: Sequence[Envelope] = outcome.applied.emitted if outcome.applied else ()
+    rejection = outcome.rejection
+    if rejection is not None:
+        payload = {
+            "rejected_event_id": str(event.event_id),
+            "rejected_type": event.type,
+            "code": rejection.code,
+            "message": rejection.message,
+        }
+        emitted = [emit(EventRejected, event, ctx, payload)]
+    history = HistoryEntry(
+        registration_id=event.registration_id,
+        event_id=str(event.event_id),
+        event_type=event.type,
+        source=event.source,
+        occurred_at=event.occurred_at,
+        recorded_at=ctx.now,
+        outcome="rejected" if rejection else "applied",
+        from_state=outcome.from_state.value,
+        to_state=outcome.to_state.value,
+        code=rejection.code if rejection else None,
+        message=rejection.message if rejection else None,
+        event=event.model_dump_json().encode(),
+    )
+    outbox = [
+        OutboxMessage(
+            message_id=str(e.event_id),
+            routing_key=e.type,
+            registration_id=e.registration_id,
+            body=e.model_dump_json().encode(),
+            created_at=ctx.now,
+        )
+        for e in emitted
+    ]
+    return Commit(
+        event_id=str(event.event_id),
+        registration_id=event.registration_id,
+        expected_version=stored.version if stored else 0,
+        registration=outcome.applied.registration if outcome.applied else None,
+        history=history,
+        outbox=outbox,
+    )
+
+
+def _report(bound: structlog.typing.FilteringBoundLogger, outcome: Outcome) -> HandleResult:
+    if outcome.rejection is not None:
+        bound.warning("event.rejected", state=outcome.from_state.value, code=outcome.rejection.code)
+        return HandleResult("rejected", outcome.from_state, outcome.rejection.code, outcome.rejection.message)
+    bound.info("event.applied", from_state=outcome.from_state.value, to_state=outcome.to_state.value)
+    return HandleResult("applied", outcome.to_state)

@@ -1,0 +1,31 @@
+"""One module per state: what it accepts, its guards, what it emits. `TABLE` gathers them."""
+
+from __future__ import annotations
+
+from orchestrator.model import TERMINAL, State
+from orchestrator.states import (
+    activated,
+    cancelled,
+    card_read,
+    common,
+    confirmed,
+    expired,
+    info_entered,
+    new,
+    signature_verified,
+)
+from orchestrator.states.rules import Rule
+
+_MODULES = (new, info_entered, card_read, confirmed, signature_verified, activated, expired, cancelled)
+
+
+def _rules(state: State, own: list[Rule]) -> list[Rule]:
+    """Open persisted states share cancellation and deadlines; order decides among `when`s."""
+    if state is State.NEW or state in TERMINAL:
+        return list(own)
+    return [*common.FIRST, *own, *common.LAST]
+
+
+TABLE: dict[State, list[Rule]] = {m.STATE: _rules(m.STATE, m.RULES) for m in _MODULES}
+
+__all__ = ["TABLE", "Rule", "new"]

@@ -1,0 +1,9 @@
+"""Activated: a final state. Every event is refused and recorded; nothing changes any more."""
+
+from __future__ import annotations
+
+from orchestrator.model import State
+from orchestrator.states.rules import Rule
+
+STATE = State.ACTIVATED
+RULES: list[Rule] = []

@@ -1,0 +1,188 @@
+"""Confirmed (step 4): the person signs the challenge and the verifier decides (steps 5-6)."""
+
+from __future__ import annotations
+
+from orchestrator import messages
+from orchestrator.model import (
+    Applied,
+    Context,
+    Registration,
+    Rejection,
+    Signature,
+    State,
+    Verification,
+)
+from orchestrator.states.card_read import issue_challenge
+from orchestrator.states.rules import Rule, Select, emit, existing, refuse
+from schemas.events import (
+    DeadlineReached,
+    Envelope,
+    RegistrationCompleteRequested,
+    SignatureSubmitted,
+    VerificationCompleted,
+    VerificationFailed,
+    VerificationRequested,
+)
+
+STATE = State.CONFIRMED
+
+
+def _not_while_verifying(
+    registration: Registration | None, _: SignatureSubmitted, ctx: Context
+) -> Rejection | None:
+    verification = existing(registration).verification
+    if verification and verification.in_progress:
+        return Rejection("verification_in_progress", messages.VERIFICATION_PENDING)
+    return None
+
+
+def _submit(
+    registration: Registration | None, event: SignatureSubmitted, ctx: Context, state: State
+) -> Applied:
+    reg = existing(registration)
+    assert reg.challenge is not None
+    signature = Signature(
+        certificate=event.payload.certificate,
+        signature=event.payload.signature,
+        algorithm=event.payload.algorithm,
+        challenge=reg.challenge,
+        attempt=reg.challenge_attempt,
+        submitted_at=ctx.now,
+    )
+    verification = Verification(attempt=reg.challenge_attempt, status="pending")
+    updated = reg.model_copy(
+        update={"signature": signature, "verification": verification, "updated_at": ctx.now}
+    )
+    request = emit(VerificationRequested, event, ctx, {"attempt": verification.attempt})
+    return Applied(updated, [request])
+
+
+def _current_attempt(
+    registration: Registration | None, event: VerificationCompleted, ctx: Context
+) -> Rejection | None:
+    verification = existing(registration).verification
+    if verification is None or not verification.in_progress:
+        return Rejection("stale_verification", "no verification is under way")
+    if verification.attempt != event.payload.attempt:
+        return Rejection("stale_verification", f"attempt {event.payload.attempt} is not current")
+    return None
+
+
+def _outcome(kind: str) -> Select:
+    def select(_: Registration | None, event: VerificationCompleted, ctx: Context) -> bool:
+        return event.payload.outcome == kind
+
+    return select
+
+
+def _passed(
+    registration: Registration | None, event: VerificationCompleted, ctx: Context, state: State
+) -> Applied:
+    reg = existing(registration)
+    assert reg.verification is not None
+    verification = reg.verification.model_copy(
+        update={
+            "status": "passed",
+            "retry_at": None,
+            "certificate_fingerprint": event.payload.certificate_fingerprint,
+            "decided_at": ctx.now,
+        }
+    )
+    verified = reg.model_copy(
+        update={"state": state, "verification": verification, "signature": None, "updated_at": ctx.now}
+    )
+    return Applied(verified)
+
+
+def _ended_badly(reg: Registration, event: Envelope, ctx: Context, status: str, code: str) -> Applied:
+    """The attempt is over without a pass: say why in the seed's words, offer a new challenge."""
+    assert reg.verification is not None
+    message = messages.message_for_failure(code)
+    verification = reg.verification.model_copy(
+        update={"status": status, "code": code, "message": message, "retry_at": None, "decided_at": ctx.now}
+    )
+    keep = reg.signature if status == "parked" else None  # an operator may replay a parked one
+    updated = reg.model_copy(update={"verification": verification, "signature": keep, "updated_at": ctx.now})
+    updated, challenge = issue_challenge(updated, event, ctx)
+    failed = emit(
+        VerificationFailed,
+        event,
+        ctx,
+        {"attempt": verification.attempt, "code": code, "message": message, "may_sign_again": True},
+    )
+    return Applied(updated, [failed, challenge])
+
+
+def _failed(
+    registration: Registration | None, event: VerificationCompleted, ctx: Context, state: State
+) -> Applied:
+    assert event.payload.code is not None
+    return _ended_badly(existing(registration), event, ctx, "failed", event.payload.code)
+
+
+def _retry_later(
+    registration: Registration | None, event: VerificationCompleted, ctx: Context, state: State
+) -> Applied:
+    """Temporary trouble: schedule another request, persisted; park when retries run out."""
+    reg = existing(registration)
+    assert reg.verification is not None
+    assert event.payload.code is not None
+    retries = reg.verification.retries
+    if retries >= ctx.profile(reg).verification_retry_limit:
+        return _ended_badly(reg, event, ctx, "parked", event.payload.code)
+    retry_at = ctx.now + ctx.profile(reg).retry_delay(retries, ctx.jitter)
+    verification = reg.verification.model_copy(
+        update={
+            "status": "retrying",
+            "retries": retries + 1,
+            "retry_at": retry_at,
+            "code": event.payload.code,
+        }
+    )
+    return Applied(reg.model_copy(update={"verification": verification, "updated_at": ctx.now}))
+
+
+def _retry_due(registration: Registration | None, _: DeadlineReached, ctx: Context) -> bool:
+    verification = existing(registration).verification
+    return bool(verification and verification.retry_at and verification.retry_at <= ctx.now)
+
+
+def _request_again(
+    registration: Registration | None, event: DeadlineReached, ctx: Context, state: State
+) -> Applied:
+    reg = existing(registration)
+    assert reg.verification is not None
+    verification = reg.verification.model_copy(update={"status": "pending", "retry_at": None})
+    request = emit(
+        VerificationRequested, event, ctx, {"attempt": verification.attempt}, tag=str(verification.retries)
+    )
+    return Applied(reg.model_copy(update={"verification": verification, "updated_at": ctx.now}), [request])
+
+
+def _why_not_complete(
+    registration: Registration | None, _: RegistrationCompleteRequested, ctx: Context
+) -> Rejection:
+    """【完了する】 before a pass: the seed's error for the last outcome, or what is missing."""
+    verification = existing(registration).verification
+    if verification is None:
+        return Rejection("signature_not_submitted", messages.SIGNATURE_NOT_SUBMITTED)
+    if verification.in_progress:
+        return Rejection("verification_in_progress", messages.VERIFICATION_PENDING)
+    code = verification.code or "unknown"
+    return Rejection(code, messages.message_for_failure(code))
+
+
+RULES = [
+    Rule("card.signature_submitted", _submit, guard=_not_while_verifying),
+    Rule(
+        "verification.completed",
+        _passed,
+        dest=State.SIGNATURE_VERIFIED,
+        when=_outcome("pass"),
+        guard=_current_attempt,
+    ),
+    Rule("verification.completed", _failed, when=_outcome("fail"), guard=_current_attempt),
+    Rule("verification.completed", _retry_later, when=_outcome("retry_later"), guard=_current_attempt),
+    Rule("registration.deadline_reached", _request_again, when=_retry_due),
+    refuse("registration.complete_requested", _why_not_complete),
+]

@@ -1,0 +1,75 @@
+"""Persisted deadlines: expiry and verification retries survive restarts; nothing is a timer."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import structlog
+
+from orchestrator.errors import RetryableError
+from orchestrator.ports import Clock, Store
+from orchestrator.service import Orchestrator
+from schemas.events import DeadlineReached, derived_event_id
+from schemas.payloads import DeadlineReachedPayload
+
+log = structlog.get_logger("honnin.sweeper")
+
+
+class DeadlineSweeper:
+    """Turns passed deadlines into `registration.deadline_reached` events; ids derive from the
+    deadline, so several workers sweeping at once still apply each deadline once."""
+
+    def __init__(
+        self,
+        orchestrator: Orchestrator,
+        store: Store,
+        clock: Clock,
+        *,
+        retention: timedelta,
+        interval_seconds: float = 1.0,
+        batch: int = 100,
+    ) -> None:
+        self._orchestrator = orchestrator
+        self._store = store
+        self._clock = clock
+        self._retention = retention
+        self._interval = interval_seconds
+        self._batch = batch
+
+    async def sweep_once(self) -> int:
+        now = self._clock.now()
+        handled = 0
+        for registration_id in await self._store.due(now, self._batch):
+            stored = await self._store.load(registration_id)
+            deadline = stored.registration.next_deadline() if stored else None
+            if deadline is None or deadline > now:
+                continue
+            event = DeadlineReached(
+                event_id=derived_event_id(registration_id, "deadline", deadline.isoformat()),
+                registration_id=registration_id,
+                occurred_at=now,
+                source="orchestrator",
+                payload=DeadlineReachedPayload(deadline=deadline),
+            )
+            try:
+                await self._orchestrator.handle(event)
+                handled += 1
+            except RetryableError as exc:
+                log.warning("deadline.deferred", registration_id=registration_id, code=exc.code)
+        return handled
+
+    async def purge_once(self) -> int:
+        purged = await self._store.purge_ended(self._clock.now() - self._retention, self._batch)
+        if purged:
+            log.info("registrations.purged", count=purged)
+        return purged
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.sweep_once()
+                await self.purge_once()
+            except RetryableError as exc:
+                log.warning("sweeper.failed", code=exc.code, reason=exc.message)
+            await asyncio.sleep(self._interval)

@@ -1,0 +1,37 @@
+"""Which queue hears which event: the same topology on RabbitMQ and on the in-process bus."""
+
+from __future__ import annotations
+
+from schemas.events import (
+    INBOUND_TYPES,
+    ChallengeIssued,
+    EventRejected,
+    RegistrationActivated,
+    RegistrationCancelled,
+    RegistrationExpired,
+    VerificationFailed,
+    VerificationRequested,
+    event_type,
+)
+
+ORCHESTRATOR_QUEUE = "honnin.orchestrator"
+VERIFIER_QUEUE = "honnin.verifier"
+CARD_BRIDGE_QUEUE = "honnin.card-bridge"
+FACILITY_QUEUE = "honnin.facility"
+
+QUEUES: dict[str, tuple[str, ...]] = {
+    ORCHESTRATOR_QUEUE: tuple(sorted(INBOUND_TYPES)),
+    VERIFIER_QUEUE: (event_type(VerificationRequested),),
+    CARD_BRIDGE_QUEUE: (event_type(ChallengeIssued),),
+    FACILITY_QUEUE: tuple(
+        event_type(c)
+        for c in (
+            RegistrationActivated,
+            VerificationFailed,
+            RegistrationExpired,
+            RegistrationCancelled,
+            EventRejected,
+        )
+    ),
+}
+"""Every outbound event has a queue, so a mandatory publish of it is never returned."""

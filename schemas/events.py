@@ -1,0 +1,248 @@
+"""The one versioned envelope and every event type of the facility flow.
+
+Nothing else in Honnin defines a wire format: adapters parse with `parse_event` and
+serialise with `Event.model_dump_json()`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+
+from schemas import payloads as p
+from schemas.privacy import Text
+
+Source = Literal["web", "app", "verifier", "orchestrator", "operator"]
+SCHEMA_VERSION: Literal[1] = 1
+
+RegistrationId = Annotated[Text, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{7,63}$")]
+
+
+class EnvelopeError(ValueError):
+    """Bad input on the wire; `details` never carries the input value back (it may be personal)."""
+
+    def __init__(self, message: str, details: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
+
+
+class Envelope(BaseModel):
+    """Fields every event carries; subclasses fix `type`, the payload and who may send it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    sources: ClassVar[frozenset[str]] = frozenset()
+
+    type: str
+    event_id: uuid.UUID
+    registration_id: RegistrationId
+    occurred_at: AwareDatetime
+    source: Source
+    schema_version: Literal[1] = SCHEMA_VERSION
+
+    @model_validator(mode="after")
+    def _source_may_send(self) -> Envelope:
+        if self.sources and self.source not in self.sources:
+            allowed = ", ".join(sorted(self.sources))
+            raise ValueError(f"source {self.source!r} may not send this event (allowed: {allowed})")
+        return self
+
+
+_WEB = frozenset({"web", "operator"})
+_APP = frozenset({"app"})
+_VERIFIER = frozenset({"verifier"})
+_ORCHESTRATOR = frozenset({"orchestrator"})
+
+
+class RegistrationStarted(Envelope):
+    sources: ClassVar[frozenset[str]] = _WEB
+    type: Literal["registration.started"] = "registration.started"
+    payload: p.RegistrationStartedPayload
+
+
+class CardInfoRead(Envelope):
+    sources: ClassVar[frozenset[str]] = _APP
+    type: Literal["card.info_read"] = "card.info_read"
+    payload: p.CardInfoReadPayload
+
+
+class RegistrationConfirmed(Envelope):
+    sources: ClassVar[frozenset[str]] = _WEB
+    type: Literal["registration.confirmed"] = "registration.confirmed"
+    payload: p.RegistrationConfirmedPayload
+
+
+class SignatureSubmitted(Envelope):
+    sources: ClassVar[frozenset[str]] = _APP
+    type: Literal["card.signature_submitted"] = "card.signature_submitted"
+    payload: p.SignatureSubmittedPayload
+
+
+class VerificationCompleted(Envelope):
+    sources: ClassVar[frozenset[str]] = _VERIFIER
+    type: Literal["verification.completed"] = "verification.completed"
+    payload: p.VerificationCompletedPayload
+
+
+class RegistrationCompleteRequested(Envelope):
+    sources: ClassVar[frozenset[str]] = _WEB
+    type: Literal["registration.complete_requested"] = "registration.complete_requested"
+    payload: p.EmptyPayload = p.EmptyPayload()
+
+
+class RegistrationCancelRequested(Envelope):
+    sources: ClassVar[frozenset[str]] = _WEB
+    type: Literal["registration.cancel_requested"] = "registration.cancel_requested"
+    payload: p.CancelRequestedPayload = p.CancelRequestedPayload()
+
+
+class DeadlineReached(Envelope):
+    sources: ClassVar[frozenset[str]] = _ORCHESTRATOR
+    type: Literal["registration.deadline_reached"] = "registration.deadline_reached"
+    payload: p.DeadlineReachedPayload
+
+
+class ChallengeIssued(Envelope):
+    sources: ClassVar[frozenset[str]] = _ORCHESTRATOR
+    type: Literal["registration.challenge_issued"] = "registration.challenge_issued"
+    payload: p.ChallengeIssuedPayload
+
+
+class VerificationRequested(Envelope):
+    sources: ClassVar[frozenset[str]] = _ORCHESTRATOR
+    type: Literal["verification.requested"] = "verification.requested"
+    payload: p.VerificationRequestedPayload
+
+
+class VerificationFailed(Envelope):
+    sources: ClassVar[frozenset[str]] = _ORCHESTRATOR
+    type: Literal["registration.verification_failed"] = "registration.verification_failed"
+    payload: p.VerificationFailedPayload
+
+
+class RegistrationActivated(Envelope):
+    sources: ClassVar[frozenset[str]] = _ORCHESTRATOR
+    type: Literal["registration.activated"] = "registration.activated"
+    payload: p.RegistrationActivatedPayload
+
+
+class RegistrationExpired(Envelope):
+    sources: ClassVar[frozenset[str]] = _ORCHESTRATOR
+    type: Literal["registration.expired"] = "registration.expired"
+    payload: p.RegistrationEndedPayload
+
+
+class RegistrationCancelled(Envelope):
+    sources: ClassVar[frozenset[str]] = _ORCHESTRATOR
+    type: Literal["registration.cancelled"] = "registration.cancelled"
+    payload: p.RegistrationEndedPayload
+
+
+class EventRejected(Envelope):
+    sources: ClassVar[frozenset[str]] = _ORCHESTRATOR
+    type: Literal["registration.event_rejected"] = "registration.event_rejected"
+    payload: p.EventRejectedPayload
+
+
+INBOUND: tuple[type[Envelope], ...] = (
+    RegistrationStarted,
+    CardInfoRead,
+    RegistrationConfirmed,
+    SignatureSubmitted,
+    VerificationCompleted,
+    RegistrationCompleteRequested,
+    RegistrationCancelRequested,
+)
+"""What the outside world sends the orchestrator."""
+
+INTERNAL: tuple[type[Envelope], ...] = (DeadlineReached,)
+"""What the orchestrator sends itself (persisted deadlines)."""
+
+OUTBOUND: tuple[type[Envelope], ...] = (
+    ChallengeIssued,
+    VerificationRequested,
+    VerificationFailed,
+    RegistrationActivated,
+    RegistrationExpired,
+    RegistrationCancelled,
+    EventRejected,
+)
+"""What the orchestrator emits through the outbox."""
+
+ALL_EVENTS = INBOUND + INTERNAL + OUTBOUND
+AnyEvent = Annotated[
+    RegistrationStarted
+    | CardInfoRead
+    | RegistrationConfirmed
+    | SignatureSubmitted
+    | VerificationCompleted
+    | RegistrationCompleteRequested
+    | RegistrationCancelRequested
+    | DeadlineReached
+    | ChallengeIssued
+    | VerificationRequested
+    | VerificationFailed
+    | RegistrationActivated
+    | RegistrationExpired
+    | RegistrationCancelled
+    | EventRejected,
+    Field(discriminator="type"),
+]
+_ADAPTER: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
+
+
+def event_type(cls: type[Envelope]) -> str:
+    """The routing key of an envelope class (its `type` literal)."""
+    default = cls.model_fields["type"].default
+    assert isinstance(default, str)
+    return default
+
+
+INBOUND_TYPES = frozenset(event_type(c) for c in INBOUND)
+OUTBOUND_TYPES = frozenset(event_type(c) for c in OUTBOUND)
+
+
+def _explain(exc: ValidationError) -> EnvelopeError:
+    details = [
+        {"loc": ".".join(str(x) for x in err["loc"]), "type": err["type"], "msg": err["msg"]}
+        for err in exc.errors(include_input=False, include_url=False, include_context=False)
+    ]
+    summary = "; ".join(f"{d['loc'] or '(envelope)'}: {d['msg']}" for d in details[:5])
+    return EnvelopeError(f"invalid event: {summary}", details)
+
+
+def parse_event(raw: bytes | str | dict[str, Any]) -> AnyEvent:
+    """Parse and validate one envelope from the wire; raise EnvelopeError with a safe message."""
+    try:
+        if isinstance(raw, dict):
+            return _ADAPTER.validate_python(raw)
+        return _ADAPTER.validate_json(raw)
+    except ValidationError as exc:
+        raise _explain(exc) from None
+
+
+def new_event_id() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+def derived_event_id(*parts: str) -> uuid.UUID:
+    """A stable id for an event the orchestrator derives, so a retried derivation deduplicates."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, "honnin:" + ":".join(parts))
+
+
+def utc(value: datetime) -> datetime:
+    """Refuse naive datetimes in internal code paths."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime")
+    return value

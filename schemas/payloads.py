@@ -1,0 +1,142 @@
+"""Payloads of every event of the facility flow; the envelope in `events` wraps them."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import date
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from schemas.privacy import Text
+
+_MAX_CERT_B64 = 16_384
+_MAX_SIG_B64 = 2_048
+
+
+class Payload(BaseModel):
+    """Strict on purpose: an unknown field is a caller's mistake, or a leak, and is refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+def _is_base64(value: str) -> str:
+    try:
+        base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("must be standard base64") from exc
+    return value
+
+
+Base64 = Annotated[str, AfterValidator(_is_base64)]
+
+
+class ApplicantInfo(Payload):
+    """What the person typed into the facility's form (必要事項); never a password."""
+
+    login_id: Text = Field(min_length=1, max_length=64, description="ログインID")
+    user_type: Text = Field(min_length=1, max_length=32, description="利用者種別, e.g. 勤労者")
+    user_category: Text = Field(min_length=1, max_length=32, description="利用者区分, e.g. 個人")
+    name: Text = Field(min_length=1, max_length=100, description="氏名")
+    name_kana: Text | None = Field(default=None, max_length=100, description="氏名(フリガナ)")
+    postal_code: Text | None = Field(default=None, max_length=10, description="郵便番号")
+    address: Text = Field(min_length=1, max_length=200, description="住所")
+    phone: Text | None = Field(default=None, max_length=20, description="連絡先電話番号")
+    email: Text | None = Field(default=None, max_length=254, description="メールアドレス")
+    identity_document: Literal["my_number_card"] = Field(default="my_number_card", description="本人確認書類")
+
+
+class RegistrationStartedPayload(Payload):
+    facility_id: Text = Field(min_length=1, max_length=64)
+    profile: Literal["facility"] = "facility"
+    applicant: ApplicantInfo
+
+
+class CardFacts(Payload):
+    """The card-info application's four facts (券面事項入力補助AP); sex is ISO 5218 as on the card."""
+
+    name: Text = Field(min_length=1, max_length=100)
+    address: Text = Field(min_length=1, max_length=200)
+    birth_date: date
+    sex: Literal[1, 2, 9]
+
+
+class CardInfoReadPayload(Payload):
+    card: CardFacts
+
+
+class RegistrationConfirmedPayload(Payload):
+    """【マイナンバーカードの確認へ】: the notice was acknowledged; contact info may be corrected."""
+
+    notice_acknowledged: Literal[True]
+    phone: Text | None = Field(default=None, max_length=20)
+    email: Text | None = Field(default=None, max_length=254)
+
+
+class SignatureSubmittedPayload(Payload):
+    certificate: Base64 = Field(max_length=_MAX_CERT_B64, description="署名用電子証明書, DER, base64")
+    signature: Base64 = Field(max_length=_MAX_SIG_B64, description="signature over the challenge")
+    algorithm: Literal["rsa-pkcs1v15-sha256", "rsa-pss-sha256", "ecdsa-sha256"] = "rsa-pkcs1v15-sha256"
+
+
+Outcome = Literal["pass", "fail", "retry_later"]
+
+
+class VerificationCompletedPayload(Payload):
+    attempt: int = Field(ge=1)
+    outcome: Outcome
+    code: str | None = Field(default=None, max_length=32)
+    message: str | None = Field(default=None, max_length=500)
+    certificate_fingerprint: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+
+    @model_validator(mode="after")
+    def _code_explains_failure(self) -> VerificationCompletedPayload:
+        if self.outcome != "pass" and not self.code:
+            raise ValueError("a failed or retry_later outcome needs a code")
+        return self
+
+
+class EmptyPayload(Payload):
+    pass
+
+
+class CancelRequestedPayload(Payload):
+    reason: Text | None = Field(default=None, max_length=200)
+
+
+class DeadlineReachedPayload(Payload):
+    deadline: AwareDatetime
+
+
+class ChallengeIssuedPayload(Payload):
+    challenge: Base64
+    attempt: int = Field(ge=1)
+
+
+class VerificationRequestedPayload(Payload):
+    attempt: int = Field(ge=1)
+
+
+class RegistrationActivatedPayload(Payload):
+    facility_id: str
+    activated_at: AwareDatetime
+
+
+class VerificationFailedPayload(Payload):
+    attempt: int = Field(ge=1)
+    code: str
+    message: str
+    may_sign_again: bool
+
+
+class RegistrationEndedPayload(Payload):
+    facility_id: str
+    reason: str
+
+
+class EventRejectedPayload(Payload):
+    rejected_event_id: str
+    rejected_type: str
+    code: str
+    message: str
