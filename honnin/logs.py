@@ -34,6 +34,9 @@ PERSONAL_KEYS = frozenset(
 def _masked(value: Any) -> Any:
     if isinstance(value, str):
         return mask_individual_numbers(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        masked = mask_individual_numbers(str(value))
+        return value if masked == str(value) else masked
     if isinstance(value, dict):
         return {k: ("***" if k in PERSONAL_KEYS else _masked(v)) for k, v in value.items()}
     if isinstance(value, list | tuple):

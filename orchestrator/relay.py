@@ -64,7 +64,8 @@ class OutboxRelay:
                 continue
             wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), self._idle)
+                async with asyncio.timeout(self._idle):
+                    await wake.wait()
 
 
 def _to_bus(message: OutboxMessage) -> BusMessage:

@@ -46,6 +46,7 @@ class DeadlineSweeper:
             if deadline is None or deadline > now:
                 continue
             event = DeadlineReached(
+                type="registration.deadline_reached",
                 event_id=derived_event_id(registration_id, "deadline", deadline.isoformat()),
                 registration_id=registration_id,
                 occurred_at=now,

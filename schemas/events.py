@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -21,12 +22,14 @@ from pydantic import (
 )
 
 from schemas import payloads as p
-from schemas.privacy import Text
+from schemas.privacy import mask_individual_numbers, refuse_individual_number
 
 Source = Literal["web", "app", "verifier", "orchestrator", "operator"]
 SCHEMA_VERSION: Literal[1] = 1
 
-RegistrationId = Annotated[Text, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{7,63}$")]
+RegistrationId = Annotated[
+    str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{7,63}$"), AfterValidator(refuse_individual_number)
+]
 
 
 class EnvelopeError(ValueError):
@@ -67,91 +70,91 @@ _ORCHESTRATOR = frozenset({"orchestrator"})
 
 class RegistrationStarted(Envelope):
     sources: ClassVar[frozenset[str]] = _WEB
-    type: Literal["registration.started"] = "registration.started"
+    type: Literal["registration.started"]
     payload: p.RegistrationStartedPayload
 
 
 class CardInfoRead(Envelope):
     sources: ClassVar[frozenset[str]] = _APP
-    type: Literal["card.info_read"] = "card.info_read"
+    type: Literal["card.info_read"]
     payload: p.CardInfoReadPayload
 
 
 class RegistrationConfirmed(Envelope):
     sources: ClassVar[frozenset[str]] = _WEB
-    type: Literal["registration.confirmed"] = "registration.confirmed"
+    type: Literal["registration.confirmed"]
     payload: p.RegistrationConfirmedPayload
 
 
 class SignatureSubmitted(Envelope):
     sources: ClassVar[frozenset[str]] = _APP
-    type: Literal["card.signature_submitted"] = "card.signature_submitted"
+    type: Literal["card.signature_submitted"]
     payload: p.SignatureSubmittedPayload
 
 
 class VerificationCompleted(Envelope):
     sources: ClassVar[frozenset[str]] = _VERIFIER
-    type: Literal["verification.completed"] = "verification.completed"
+    type: Literal["verification.completed"]
     payload: p.VerificationCompletedPayload
 
 
 class RegistrationCompleteRequested(Envelope):
     sources: ClassVar[frozenset[str]] = _WEB
-    type: Literal["registration.complete_requested"] = "registration.complete_requested"
+    type: Literal["registration.complete_requested"]
     payload: p.EmptyPayload = p.EmptyPayload()
 
 
 class RegistrationCancelRequested(Envelope):
     sources: ClassVar[frozenset[str]] = _WEB
-    type: Literal["registration.cancel_requested"] = "registration.cancel_requested"
+    type: Literal["registration.cancel_requested"]
     payload: p.CancelRequestedPayload = p.CancelRequestedPayload()
 
 
 class DeadlineReached(Envelope):
     sources: ClassVar[frozenset[str]] = _ORCHESTRATOR
-    type: Literal["registration.deadline_reached"] = "registration.deadline_reached"
+    type: Literal["registration.deadline_reached"]
     payload: p.DeadlineReachedPayload
 
 
 class ChallengeIssued(Envelope):
     sources: ClassVar[frozenset[str]] = _ORCHESTRATOR
-    type: Literal["registration.challenge_issued"] = "registration.challenge_issued"
+    type: Literal["registration.challenge_issued"]
     payload: p.ChallengeIssuedPayload
 
 
 class VerificationRequested(Envelope):
     sources: ClassVar[frozenset[str]] = _ORCHESTRATOR
-    type: Literal["verification.requested"] = "verification.requested"
+    type: Literal["verification.requested"]
     payload: p.VerificationRequestedPayload
 
 
 class VerificationFailed(Envelope):
     sources: ClassVar[frozenset[str]] = _ORCHESTRATOR
-    type: Literal["registration.verification_failed"] = "registration.verification_failed"
+    type: Literal["registration.verification_failed"]
     payload: p.VerificationFailedPayload
 
 
 class RegistrationActivated(Envelope):
     sources: ClassVar[frozenset[str]] = _ORCHESTRATOR
-    type: Literal["registration.activated"] = "registration.activated"
+    type: Literal["registration.activated"]
     payload: p.RegistrationActivatedPayload
 
 
 class RegistrationExpired(Envelope):
     sources: ClassVar[frozenset[str]] = _ORCHESTRATOR
-    type: Literal["registration.expired"] = "registration.expired"
+    type: Literal["registration.expired"]
     payload: p.RegistrationEndedPayload
 
 
 class RegistrationCancelled(Envelope):
     sources: ClassVar[frozenset[str]] = _ORCHESTRATOR
-    type: Literal["registration.cancelled"] = "registration.cancelled"
+    type: Literal["registration.cancelled"]
     payload: p.RegistrationEndedPayload
 
 
 class EventRejected(Envelope):
     sources: ClassVar[frozenset[str]] = _ORCHESTRATOR
-    type: Literal["registration.event_rejected"] = "registration.event_rejected"
+    type: Literal["registration.event_rejected"]
     payload: p.EventRejectedPayload
 
 
@@ -204,9 +207,9 @@ _ADAPTER: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
 
 def event_type(cls: type[Envelope]) -> str:
     """The routing key of an envelope class (its `type` literal)."""
-    default = cls.model_fields["type"].default
-    assert isinstance(default, str)
-    return default
+    (literal,) = get_args(cls.model_fields["type"].annotation)
+    assert isinstance(literal, str)
+    return literal
 
 
 INBOUND_TYPES = frozenset(event_type(c) for c in INBOUND)
@@ -214,8 +217,13 @@ OUTBOUND_TYPES = frozenset(event_type(c) for c in OUTBOUND)
 
 
 def _explain(exc: ValidationError) -> EnvelopeError:
+    """Pydantic quotes some input in `loc` and `msg` (unknown field names, union tags): masked."""
     details = [
-        {"loc": ".".join(str(x) for x in err["loc"]), "type": err["type"], "msg": err["msg"]}
+        {
+            "loc": mask_individual_numbers(".".join(str(x) for x in err["loc"])),
+            "type": err["type"],
+            "msg": mask_individual_numbers(err["msg"]),
+        }
         for err in exc.errors(include_input=False, include_url=False, include_context=False)
     ]
     summary = "; ".join(f"{d['loc'] or '(envelope)'}: {d['msg']}" for d in details[:5])

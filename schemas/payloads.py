@@ -75,8 +75,12 @@ class RegistrationConfirmedPayload(Payload):
 
 
 class SignatureSubmittedPayload(Payload):
-    certificate: Base64 = Field(max_length=_MAX_CERT_B64, description="署名用電子証明書, DER, base64")
-    signature: Base64 = Field(max_length=_MAX_SIG_B64, description="signature over the challenge")
+    certificate: Base64 = Field(
+        min_length=4, max_length=_MAX_CERT_B64, description="署名用電子証明書, DER, base64"
+    )
+    signature: Base64 = Field(
+        min_length=4, max_length=_MAX_SIG_B64, description="signature over the challenge"
+    )
     algorithm: Literal["rsa-pkcs1v15-sha256", "rsa-pss-sha256", "ecdsa-sha256"] = "rsa-pkcs1v15-sha256"
 
 
@@ -86,8 +90,8 @@ Outcome = Literal["pass", "fail", "retry_later"]
 class VerificationCompletedPayload(Payload):
     attempt: int = Field(ge=1)
     outcome: Outcome
-    code: str | None = Field(default=None, max_length=32)
-    message: str | None = Field(default=None, max_length=500)
+    code: Text | None = Field(default=None, max_length=32)
+    message: Text | None = Field(default=None, max_length=500)
     certificate_fingerprint: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
 
     @model_validator(mode="after")

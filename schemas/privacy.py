@@ -13,8 +13,11 @@ INDIVIDUAL_NUMBER_REFUSED = (
     " A 12-digit individual number must never be sent to Honnin."
 )
 
-# Twelve digits standing alone, optionally grouped 4-4-4 with spaces or hyphens.
-_TWELVE_DIGITS = re.compile(r"(?<!\d)\d{4}[ \-‐－−]?\d{4}[ \-‐－−]?\d{4}(?!\d)")
+# Twelve digits standing alone, optionally grouped 4-4-4 with a space or a dash of any kind
+# (after NFKC: hyphen, hyphen-minus, minus, en/em dash, katakana prolonged sound mark ー).
+# A leading "+" marks an international phone number (+81 90 1234 5678), not an individual number.
+_SEP = "[ \\-‐‑‒–—―−ー]?"
+_TWELVE_DIGITS = re.compile(rf"(?<![\d+])\d{{4}}{_SEP}\d{{4}}{_SEP}\d{{4}}(?!\d)")
 
 
 def contains_individual_number(text: str) -> bool:
@@ -23,15 +26,20 @@ def contains_individual_number(text: str) -> bool:
 
 
 def mask_individual_numbers(text: str) -> str:
-    """For log processors: any 12-digit run is replaced, never echoed."""
-    return _TWELVE_DIGITS.sub("[individual-number-removed]", unicodedata.normalize("NFKC", text))
+    """For log processors and error messages: any 12-digit run is replaced, never echoed.
+
+    Text without one comes back as it was (not NFKC-folded)."""
+    folded = unicodedata.normalize("NFKC", text)
+    if not _TWELVE_DIGITS.search(folded):
+        return text
+    return _TWELVE_DIGITS.sub("[individual-number-removed]", folded)
 
 
-def _refuse(value: str) -> str:
+def refuse_individual_number(value: str) -> str:
     if contains_individual_number(value):
         raise ValueError(INDIVIDUAL_NUMBER_REFUSED)
     return value
 
 
-Text = Annotated[str, AfterValidator(_refuse)]
+Text = Annotated[str, AfterValidator(refuse_individual_number)]
 """Any free text a caller sends: refused when it carries an individual number."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -89,21 +90,22 @@ class SqliteStore:
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """BEGIN IMMEDIATE … COMMIT; on any exit by exception, cancellation included, ROLLBACK.
+
+        The connection's thread runs statements in order, so a ROLLBACK queued after a
+        cancelled BEGIN still ends that BEGIN's transaction.
+        """
         async with self._lock:
             try:
                 await self._db.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                raise StoreUnavailableError(f"the SQLite store is busy: {exc}") from exc
-            try:
                 yield self._db
-            except BaseException:
-                await self._db.execute("ROLLBACK")
-                raise
-            try:
                 await self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                await self._db.execute("ROLLBACK")
-                raise StoreUnavailableError(f"commit failed: {exc}") from exc
+            except BaseException as exc:
+                with contextlib.suppress(sqlite3.OperationalError):
+                    await self._db.execute("ROLLBACK")  # "no transaction is active" is fine
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreUnavailableError(f"the SQLite store failed: {exc}") from exc
+                raise
 
     async def _fetch(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
         async with self._lock:

@@ -61,8 +61,8 @@ def _current_attempt(
     registration: Registration | None, event: VerificationCompleted, ctx: Context
 ) -> Rejection | None:
     verification = existing(registration).verification
-    if verification is None or not verification.in_progress:
-        return Rejection("stale_verification", "no verification is under way")
+    if verification is None or verification.status != "pending":
+        return Rejection("stale_verification", "no verification request is outstanding")
     if verification.attempt != event.payload.attempt:
         return Rejection("stale_verification", f"attempt {event.payload.attempt} is not current")
     return None

@@ -34,6 +34,7 @@ def emit(cls: type[Envelope], cause: Envelope, ctx: Context, payload: Any, *, ta
     kind = event_type(cls)
     return cls.model_validate(
         {
+            "type": kind,
             "event_id": derived_event_id(str(cause.event_id), kind, tag),
             "registration_id": cause.registration_id,
             "occurred_at": ctx.now,

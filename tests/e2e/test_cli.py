@@ -1,0 +1,120 @@
+"""The `honnin` command as a person runs it: real processes, a fresh data folder, its logs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests import factory
+
+ROOT = Path(__file__).resolve().parents[2]
+HONNIN = [sys.executable, "-m", "honnin.cli"]
+EXAMPLE = ROOT / "examples" / "facility-flow.jsonl"
+
+
+def honnin(data_dir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HONNIN_")}
+    env["HONNIN_DATA_DIR"] = str(data_dir)
+    result = subprocess.run([*HONNIN, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    if check:
+        assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+@pytest.fixture(scope="module")
+def ran(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    data_dir = tmp_path_factory.mktemp("honnin-data")
+    return data_dir, honnin(data_dir, "run", "--events", str(EXAMPLE), "--until-idle")
+
+
+def test_the_readme_run_activates_the_example_registration(ran) -> None:
+    _, result = ran
+    assert "reg-demo-0001: activated" in result.stdout
+    assert "reg-demo-0002: info_entered" in result.stdout
+    assert "0 dead-lettered" in result.stdout
+
+
+def test_the_logs_are_json_lines_bound_to_the_registration_and_free_of_personal_facts(ran) -> None:
+    _, result = ran
+    lines = [json.loads(line) for line in result.stderr.splitlines() if line.strip()]
+    applied = [entry for entry in lines if entry["event"] == "event.applied"]
+    assert len(applied) == 7  # six steps of reg-demo-0001, the start of reg-demo-0002
+    assert all(entry["registration_id"].startswith("reg-demo-") for entry in applied)
+    assert any(entry["event"] == "event.duplicate" for entry in lines)
+    for fact in (factory.NAME, factory.ADDRESS, "hanako@example.jp", "tarou12345", "1990-04-01"):
+        assert fact not in result.stderr
+        assert fact not in result.stdout
+
+
+def test_status_shows_the_state_and_masks_personal_facts(ran) -> None:
+    data_dir, _ = ran
+    shown = json.loads(honnin(data_dir, "status", "reg-demo-0001").stdout)
+    assert shown["state"] == "activated"
+    assert shown["verification"]["status"] == "passed"
+    assert factory.NAME not in json.dumps(shown, ensure_ascii=False)
+
+
+def test_history_lists_applied_and_refused_events_in_order(ran) -> None:
+    data_dir, _ = ran
+    first = honnin(data_dir, "history", "reg-demo-0001").stdout.splitlines()
+    assert [line.split("\t")[1] for line in first] == factory.FLOW
+    second = honnin(data_dir, "history", "reg-demo-0002").stdout.splitlines()
+    assert second[-1].split("\t")[1:5] == [
+        "registration.complete_requested",
+        "web",
+        "rejected",
+        "info_entered->info_entered",
+    ]
+
+
+def test_running_the_same_events_again_changes_nothing(ran) -> None:
+    data_dir, _ = ran
+    before = honnin(data_dir, "history", "reg-demo-0001").stdout
+    again = honnin(data_dir, "run", "--events", str(EXAMPLE), "--until-idle")
+    assert "reg-demo-0001: activated" in again.stdout
+    assert honnin(data_dir, "history", "reg-demo-0001").stdout == before
+
+
+def test_an_unknown_registration_is_a_clear_error(ran) -> None:
+    data_dir, _ = ran
+    result = honnin(data_dir, "status", "reg-nobody-01", check=False)
+    assert result.returncode == 1
+    assert "not_found: no registration reg-nobody-01" in result.stderr
+
+
+def test_bad_lines_are_reported_by_number_without_their_content(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    good = json.dumps(factory.raw("registration.started", "reg-cli-0001"), ensure_ascii=False)
+    bad = json.dumps(
+        factory.raw(
+            "card.info_read",
+            "reg-cli-0001",
+            payload={"card": {**factory.CARD, "address": "番号 1234 5678 9012"}},
+        ),
+        ensure_ascii=False,
+    )
+    events.write_text(f"{good}\n{{oops\n{bad}\n", encoding="utf-8")
+    result = honnin(tmp_path / "data", "run", "--events", str(events), "--until-idle")
+    assert f"{events}:2: invalid event" in result.stderr
+    assert f"{events}:3: invalid event" in result.stderr
+    assert "1234" not in result.stderr
+    assert "reg-cli-0001: info_entered" in result.stdout
+
+
+def test_schemas_export_writes_one_schema_per_event(tmp_path: Path) -> None:
+    result = honnin(tmp_path, "schemas", "export", str(tmp_path / "schemas"))
+    written = sorted(p.name for p in (tmp_path / "schemas").iterdir())
+    assert "registration.started.schema.json" in written
+    assert "envelope.schema.json" in written
+    assert len(written) == len(result.stdout.splitlines()) == 16
+
+
+def test_the_embedded_default_keeps_its_data_key_private(ran) -> None:
+    data_dir, _ = ran
+    key = data_dir / "data.key"
+    assert key.stat().st_mode & 0o777 == 0o600

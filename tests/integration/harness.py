@@ -1,0 +1,65 @@
+"""A worker as `honnin run` builds it, on files in a temporary folder and a settable clock."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from pathlib import Path
+
+from adapters.bus.inprocess import InProcessBus
+from adapters.clock import FakeClock
+from honnin.bootstrap import App, bootstrap
+from honnin.settings import Settings
+from orchestrator.ports import BusMessage
+from orchestrator.topology import CARD_BRIDGE_QUEUE, FACILITY_QUEUE, VERIFIER_QUEUE
+from schemas.events import Envelope
+
+KEY = base64.b64encode(bytes(range(32))).decode()
+OUTBOUND_QUEUES = (VERIFIER_QUEUE, CARD_BRIDGE_QUEUE, FACILITY_QUEUE)
+
+
+def settings(data_dir: Path, **changes: object) -> Settings:
+    values: dict[str, object] = {
+        "data_dir": data_dir,
+        "data_key": KEY,
+        "worker_id": "test-worker",
+        "sweep_interval_seconds": 0.02,
+        "relay_idle_seconds": 0.02,
+        "verification_retry_limit": 2,
+    }
+    values.update(changes)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+async def start(data_dir: Path, clock: FakeClock, bus: InProcessBus | None = None, **changes: object) -> App:
+    chosen = settings(data_dir, **changes)
+    bus = bus or InProcessBus(delivery_limit=chosen.delivery_limit, redelivery_delay=0.01)
+    app = await bootstrap(chosen, clock=clock, bus=bus)
+    await app.runtime.start()
+    return app
+
+
+async def publish(app: App, event: Envelope) -> None:
+    await app.bus.publish(BusMessage(event.type, event.model_dump_json().encode(), str(event.event_id)))
+
+
+async def settle(app: App) -> None:
+    """Every inbound message handled and every outbox row published."""
+    bus = app.bus
+    assert isinstance(bus, InProcessBus)
+    async with asyncio.timeout(10):
+        while True:
+            await bus.join()
+            if await app.store.outbox_backlog() == 0 and bus.idle():
+                return
+            await asyncio.sleep(0.01)
+
+
+async def outbound(app: App) -> list[BusMessage]:
+    """What the orchestrator published, off every outbound queue (nobody consumes them here)."""
+    bus = app.bus
+    assert isinstance(bus, InProcessBus)
+    taken: list[BusMessage] = []
+    for queue in OUTBOUND_QUEUES:
+        taken += await bus.drain(queue)
+    return taken
