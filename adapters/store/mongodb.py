@@ -8,7 +8,7 @@ registration, the history entry and the outbox messages.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from bson import Binary
@@ -25,11 +25,6 @@ from orchestrator.ports import Commit, HistoryEntry, OutboxMessage, StoredRegist
 Doc = dict[str, Any]
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    """BSON dates come back naive (UTC); the domain only knows aware datetimes."""
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
-
-
 class MongoStore:
     def __init__(self, client: AsyncMongoClient[Doc], db: AsyncDatabase[Doc], sealer: Sealer) -> None:
         self._client = client
@@ -43,9 +38,7 @@ class MongoStore:
         try:
             await db.registrations.create_index([("next_deadline_at", ASCENDING)], sparse=True)
             await db.registrations.create_index([("ended_at", ASCENDING)], sparse=True)
-            await db.history.create_index(
-                [("registration_id", ASCENDING), ("recorded_at", ASCENDING), ("idx", ASCENDING)]
-            )
+            await db.history.create_index([("registration_id", ASCENDING), ("recorded_at", ASCENDING)])
             await db.outbox.create_index(
                 [("sent_at", ASCENDING), ("created_at", ASCENDING), ("idx", ASCENDING)]
             )
@@ -84,8 +77,8 @@ class MongoStore:
                 )
             except DuplicateKeyError as exc:
                 raise DuplicateEventError(f"event {commit.event_id} was processed already") from exc
-            version = await self._write_registration(commit, session)
-            await self._append(commit, session)
+            version, seq = await self._write_registration(commit, session)
+            await self._append(commit, seq, session)
             return version
 
         try:
@@ -96,21 +89,24 @@ class MongoStore:
         except PyMongoError as exc:
             raise StoreUnavailableError(f"MongoDB commit failed: {exc}") from exc
 
-    async def _write_registration(self, commit: Commit, session: AsyncClientSession) -> int:
-        expected, reg = commit.expected_version, commit.registration
+    async def _write_registration(self, commit: Commit, session: AsyncClientSession) -> tuple[int, int]:
+        """The new version, and where this commit's outbox messages start in the registration's
+        own sequence (BSON dates keep milliseconds only: two commits may share a `created_at`)."""
+        expected, reg, emitted = commit.expected_version, commit.registration, len(commit.outbox)
         if reg is None:
-            # No new state, but the refusal was decided on `expected`: touching the document makes
-            # a concurrent writer conflict with this transaction.
             if expected == 0:
-                return 0
+                return 0, 0
+            # No new state, but the refusal was decided on `expected`: writing the document makes
+            # a concurrent writer conflict with this transaction.
             touched = await self._db.registrations.find_one_and_update(
                 {"_id": commit.registration_id, "version": expected},
-                {"$set": {"touched_at": commit.history.recorded_at}},
+                {"$inc": {"outbox_seq": emitted}},
+                return_document=ReturnDocument.AFTER,
                 session=session,
             )
             if touched is None:
                 raise VersionConflictError(f"registration {commit.registration_id} moved on")
-            return expected
+            return expected, int(touched["outbox_seq"]) - emitted
         deadline = reg.next_deadline()
         fields = {
             "state": reg.state.value,
@@ -122,22 +118,22 @@ class MongoStore:
         if expected == 0:
             try:
                 await self._db.registrations.insert_one(
-                    {"_id": reg.id, "version": 1, **fields}, session=session
+                    {"_id": reg.id, "version": 1, "outbox_seq": emitted, **fields}, session=session
                 )
             except DuplicateKeyError as exc:
                 raise VersionConflictError(f"registration {reg.id} exists already") from exc
-            return 1
+            return 1, 0
         updated = await self._db.registrations.find_one_and_update(
             {"_id": reg.id, "version": expected},
-            {"$set": fields, "$inc": {"version": 1}},
+            {"$set": fields, "$inc": {"version": 1, "outbox_seq": emitted}},
             return_document=ReturnDocument.AFTER,
             session=session,
         )
         if updated is None:
             raise VersionConflictError(f"registration {reg.id} is not at version {expected}")
-        return int(updated["version"])
+        return int(updated["version"]), int(updated["outbox_seq"]) - emitted
 
-    async def _append(self, commit: Commit, session: AsyncClientSession) -> None:
+    async def _append(self, commit: Commit, seq: int, session: AsyncClientSession) -> None:
         h = commit.history
         await self._db.history.insert_one(
             {
@@ -152,7 +148,6 @@ class MongoStore:
                 "to_state": h.to_state,
                 "code": h.code,
                 "message": h.message,
-                "idx": 0,
                 "event": Binary(self._sealer.seal(h.event, f"history:{h.event_id}")),
             },
             session=session,
@@ -166,7 +161,7 @@ class MongoStore:
                         "registration_id": m.registration_id,
                         "body": Binary(self._sealer.seal(m.body, f"outbox:{m.message_id}")),
                         "created_at": m.created_at,
-                        "idx": i,
+                        "idx": seq + i,
                         "sent_at": None,
                         "claimed_by": None,
                         "claimed_until": None,
@@ -190,8 +185,8 @@ class MongoStore:
                 event_id=d["event_id"],
                 event_type=d["event_type"],
                 source=d["source"],
-                occurred_at=_aware(d["occurred_at"]) or d["occurred_at"],
-                recorded_at=_aware(d["recorded_at"]) or d["recorded_at"],
+                occurred_at=d["occurred_at"],
+                recorded_at=d["recorded_at"],
                 outcome=d["outcome"],
                 from_state=d["from_state"],
                 to_state=d["to_state"],
@@ -241,14 +236,14 @@ class MongoStore:
                 docs.append(doc)
         except PyMongoError as exc:
             raise StoreUnavailableError(f"MongoDB outbox claim failed: {exc}") from exc
-        docs.sort(key=lambda d: (_aware(d["created_at"]), d["idx"]))
+        docs.sort(key=lambda d: (d["created_at"], d["idx"]))
         return [
             OutboxMessage(
                 message_id=d["_id"],
                 routing_key=d["routing_key"],
                 registration_id=d["registration_id"],
                 body=self._sealer.open(bytes(d["body"]), f"outbox:{d['_id']}"),
-                created_at=_aware(d["created_at"]) or d["created_at"],
+                created_at=d["created_at"],
                 seq=d["idx"],
             )
             for d in docs
