@@ -71,7 +71,7 @@ def run(events_file: Path | None, until_idle: bool) -> None:
             _summarise(fed, app)
             await _print_states(app, fed)
             return
-        await stop.wait()
+        await app.runtime.wait(stop)
 
     _with_app(work)
 

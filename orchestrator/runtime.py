@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import structlog
 
@@ -41,21 +40,21 @@ class Runtime:
             return
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        results = await asyncio.gather(*self._tasks, return_exceptions=True)
+        for task, result in zip(self._tasks, results, strict=True):
+            if isinstance(result, Exception):
+                log.error("worker.task_failed", task=task.get_name(), error=repr(result))
         self._tasks = []
         log.info("worker.stopped")
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Run until `stop` is set or a background task dies (then re-raise its error)."""
-        await self.start()
+    async def wait(self, stop: asyncio.Event) -> None:
+        """Serve until `stop` is set; a background task that dies takes the worker down with
+        its error instead of leaving a consumer that no longer relays or sweeps."""
+        stopper = asyncio.create_task(stop.wait())
         try:
-            stopper = asyncio.create_task(stop.wait())
             done, _ = await asyncio.wait([stopper, *self._tasks], return_when=asyncio.FIRST_COMPLETED)
-            stopper.cancel()
-            for task in done:
-                if task is not stopper and task.exception() is not None:
-                    raise task.exception()  # type: ignore[misc]
         finally:
-            await self.stop()
+            stopper.cancel()
+        for task in done:
+            if task is not stopper and not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]

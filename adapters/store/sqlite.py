@@ -101,9 +101,9 @@ class SqliteStore:
                 yield self._db
                 await self._db.execute("COMMIT")
             except BaseException as exc:
-                with contextlib.suppress(sqlite3.OperationalError):
+                with contextlib.suppress(sqlite3.Error, ValueError):
                     await self._db.execute("ROLLBACK")  # "no transaction is active" is fine
-                if isinstance(exc, sqlite3.Error):
+                if isinstance(exc, sqlite3.OperationalError):  # locked, busy, I/O: may pass
                     raise StoreUnavailableError(f"the SQLite store failed: {exc}") from exc
                 raise
 

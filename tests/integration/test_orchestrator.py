@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
@@ -343,3 +344,17 @@ async def test_ended_registrations_are_purged_after_the_retention(tmp_path: Path
         assert await app.orchestrator.history(RID) == []
     finally:
         await app.close()
+
+
+async def test_a_worker_whose_background_task_dies_stops_with_the_error(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    app = await start(tmp_path, clock)
+    await app.store._db.close()  # type: ignore[attr-defined]  # the database connection is gone
+    try:
+        with pytest.raises((sqlite3.ProgrammingError, ValueError)):
+            async with asyncio.timeout(5):
+                await app.runtime.wait(asyncio.Event())
+    finally:
+        await app.runtime.stop()
+        await app.bus.close()
