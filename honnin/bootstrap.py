@@ -7,8 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from adapters.bus.inprocess import InProcessBus
+from adapters.ca_revocation.revocation import RevocationSource
+from adapters.ca_revocation.worker import Verifier
 from adapters.clock import SystemClock
 from adapters.store.codec import Sealer, decode_key, new_key
+from honnin import verification
 from honnin.settings import Settings
 from orchestrator.errors import ConfigurationError
 from orchestrator.ports import Bus, Clock, Store
@@ -16,6 +19,7 @@ from orchestrator.relay import OutboxRelay
 from orchestrator.runtime import Runtime
 from orchestrator.service import Orchestrator
 from orchestrator.sweeper import DeadlineSweeper
+from orchestrator.topology import VERIFIER_QUEUE
 
 
 @dataclass
@@ -26,10 +30,14 @@ class App:
     clock: Clock
     orchestrator: Orchestrator
     runtime: Runtime
+    verifier: Verifier
+    revocation: RevocationSource | None
 
     async def close(self) -> None:
         await self.runtime.stop()
         await self.bus.close()
+        if self.revocation is not None:
+            await self.revocation.close()
         await self.store.close()
 
 
@@ -86,4 +94,8 @@ async def bootstrap(settings: Settings, *, clock: Clock | None = None, bus: Bus 
         retention=settings.retention,
         interval_seconds=settings.sweep_interval_seconds,
     )
-    return App(settings, store, bus, clock, orchestrator, Runtime(orchestrator, bus, relay, sweeper))
+    revocation = verification.revocation_source(settings, clock)
+    verifier = Verifier(store, bus, verification.pipeline(settings, revocation), clock)
+    consumers = {VERIFIER_QUEUE: verifier.on_delivery} if settings.verifier_enabled else {}
+    runtime = Runtime(orchestrator, bus, relay, sweeper, consumers=consumers)
+    return App(settings, store, bus, clock, orchestrator, runtime, verifier, revocation)

@@ -14,6 +14,7 @@ import click
 
 from honnin import logs
 from honnin.bootstrap import App, bootstrap
+from honnin.devca_cli import dev_ca
 from honnin.settings import Settings
 from orchestrator.errors import HonninError
 from orchestrator.ports import BusMessage
@@ -77,7 +78,8 @@ def run(events_file: Path | None, until_idle: bool) -> None:
 
 
 async def _feed(app: App, path: Path) -> list[Envelope]:
-    """Publish each valid line; report each invalid one by line number, without its content."""
+    """Publish each valid line once the previous one has settled (a replay keeps its order);
+    report each invalid one by line number, without its content."""
     fed: list[Envelope] = []
     text = await asyncio.to_thread(path.read_text, encoding="utf-8")
     for number, line in enumerate(text.splitlines(), start=1):
@@ -90,17 +92,20 @@ async def _feed(app: App, path: Path) -> list[Envelope]:
             continue
         await app.bus.publish(BusMessage(event.type, line.encode(), str(event.event_id)))
         fed.append(event)
+        await _wait_idle(app)
     return fed
 
 
 async def _wait_idle(app: App) -> None:
+    """Every consumed queue idle and the outbox empty, at the same moment."""
     join = getattr(app.bus, "join", None)
+    idle = getattr(app.bus, "idle", lambda: True)
     while True:
         if join is not None:
             await join(within=60)
-        if await app.store.outbox_backlog() == 0:
+        if await app.store.outbox_backlog() == 0 and idle():
             return
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.02)
 
 
 def _summarise(fed: list[Envelope], app: App) -> None:
@@ -192,6 +197,9 @@ def export_schemas(directory: Path) -> None:
 
     for path in export(directory):
         click.echo(str(path))
+
+
+main.add_command(dev_ca)
 
 
 @main.command()

@@ -6,12 +6,22 @@ import os
 import socket
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, PositiveFloat, PositiveInt, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BeforeValidator, Field, PositiveFloat, PositiveInt, SecretStr
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from orchestrator.model import Profile
+
+
+def _split_paths(value: object) -> object:
+    """Environment variables list paths comma-separated; code may pass a real list."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+PathList = Annotated[list[Path], NoDecode, BeforeValidator(_split_paths)]
 
 
 def _default_worker_id() -> str:
@@ -39,6 +49,18 @@ class Settings(BaseSettings):
     sweep_interval_seconds: PositiveFloat = 1.0
     relay_idle_seconds: PositiveFloat = 0.5
     worker_id: str = Field(default_factory=_default_worker_id)
+    verifier_enabled: bool = Field(True, description="this worker also serves the verifier queue")
+    trust_anchor_files: PathList = Field(
+        default_factory=list, description="PEM/DER roots; default: the real JPKI signing roots shipped"
+    )
+    intermediate_files: PathList = Field(default_factory=list)
+    revocation: Literal["crl", "ocsp", "platform", "none"] = "crl"
+    crl_files: PathList = Field(default_factory=list)
+    ocsp_url: str | None = None
+    platform_url: str | None = None
+    platform_token: SecretStr | None = None
+    revocation_timeout_seconds: PositiveFloat = 5.0
+    retain_certificates: bool = Field(False, description="keep the raw signing certificate after a decision")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
 
@@ -59,5 +81,6 @@ class Settings(BaseSettings):
             verification_retry_limit=self.verification_retry_limit,
             verification_retry_base=timedelta(seconds=self.verification_retry_base_seconds),
             verification_retry_cap=timedelta(seconds=self.verification_retry_cap_seconds),
+            retain_certificate=self.retain_certificates,
         )
         return {facility.name: facility}

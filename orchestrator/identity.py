@@ -66,11 +66,14 @@ def _same_text(card: str, cert: str, flags: str) -> bool:
     if len(card_chars) != len(kept):
         return False
     return all(
-        flag == "1" or unicodedata.normalize("NFKC", ch) == c for (ch, flag), c in zip(kept, card_chars, strict=True)
+        flag == "1" or unicodedata.normalize("NFKC", ch) == c
+        for (ch, flag), c in zip(kept, card_chars, strict=True)
     )
 
 
-def match(card_name: str, card_address: str, card_birth: date, card_sex: int, cert: CardIdentity) -> Mismatch | None:
+def match(
+    card_name: str, card_address: str, card_birth: date, card_sex: int, cert: CardIdentity
+) -> Mismatch | None:
     """Compare the card read in step 2 with the certificate that signed in step 5."""
     differs = []
     if not _same_text(card_name, cert.name, cert.name_substituted):

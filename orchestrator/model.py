@@ -38,6 +38,7 @@ class Profile(BaseModel):
     verification_retry_limit: int = 5
     verification_retry_base: timedelta = timedelta(seconds=2)
     verification_retry_cap: timedelta = timedelta(minutes=5)
+    retain_certificate: bool = False  # JPKI guidance: keep a fingerprint and the decision only
 
     def retry_delay(self, retries: int, jitter: float) -> timedelta:
         """Exponential backoff with equal jitter: half fixed, half random (jitter in [0, 1))."""
@@ -68,6 +69,7 @@ class Verification(BaseModel):
     code: str | None = None
     message: str | None = None
     certificate_fingerprint: str | None = None
+    certificate: str | None = None  # only when the profile retains certificates
     decided_at: AwareDatetime | None = None
 
     @property

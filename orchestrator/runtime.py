@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 
 import structlog
 
-from orchestrator.ports import Bus
+from orchestrator.ports import Bus, Handler
 from orchestrator.relay import OutboxRelay
 from orchestrator.service import Orchestrator
 from orchestrator.sweeper import DeadlineSweeper
@@ -17,23 +18,31 @@ log = structlog.get_logger("honnin.runtime")
 
 class Runtime:
     def __init__(
-        self, orchestrator: Orchestrator, bus: Bus, relay: OutboxRelay, sweeper: DeadlineSweeper
+        self,
+        orchestrator: Orchestrator,
+        bus: Bus,
+        relay: OutboxRelay,
+        sweeper: DeadlineSweeper,
+        consumers: Mapping[str, Handler] | None = None,
     ) -> None:
         self.orchestrator = orchestrator
         self.bus = bus
         self.relay = relay
         self.sweeper = sweeper
+        self.consumers = dict(consumers or {})  # other queues this worker serves, e.g. the verifier
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         for queue, bindings in QUEUES.items():
             await self.bus.declare_queue(queue, bindings)
         await self.bus.consume(ORCHESTRATOR_QUEUE, self.orchestrator.on_delivery)
+        for queue, handler in self.consumers.items():
+            await self.bus.consume(queue, handler)
         self._tasks = [
             asyncio.create_task(self.relay.run(self.orchestrator.committed), name="outbox-relay"),
             asyncio.create_task(self.sweeper.run(), name="deadline-sweeper"),
         ]
-        log.info("worker.started", queue=ORCHESTRATOR_QUEUE)
+        log.info("worker.started", queues=[ORCHESTRATOR_QUEUE, *self.consumers])
 
     async def stop(self) -> None:
         if not self._tasks:

@@ -177,7 +177,9 @@ class DevCA:
     ) -> None:
         self.revoked[card.certificate.serial_number] = (at or datetime.now(UTC), reason)
 
-    def crl(self, *, this_update: datetime | None = None, next_update: timedelta = timedelta(days=1)) -> bytes:
+    def crl(
+        self, *, this_update: datetime | None = None, next_update: timedelta = timedelta(days=1)
+    ) -> bytes:
         """A full CRL (DER) of every certificate revoked so far."""
         start = this_update or datetime.now(UTC)
         builder = (
@@ -215,7 +217,7 @@ class DevCA:
         builder = ocsp.OCSPResponseBuilder().add_response(
             cert=certificate,
             issuer=self.certificate,
-            algorithm=hashes.SHA1(),
+            algorithm=hashes.SHA1(),  # noqa: S303 - the CertID hash JPKI responders use
             cert_status=ocsp.OCSPCertStatus.REVOKED if revoked else ocsp.OCSPCertStatus.GOOD,
             this_update=start,
             next_update=start + next_update,
@@ -255,7 +257,8 @@ class DevCA:
         revoked_file = directory / "revoked.json"
         raw = json.loads(revoked_file.read_text()) if revoked_file.exists() else {}
         revoked = {
-            int(s): (datetime.fromisoformat(when), x509.ReasonFlags(reason)) for s, (when, reason) in raw.items()
+            int(s): (datetime.fromisoformat(when), x509.ReasonFlags(reason))
+            for s, (when, reason) in raw.items()
         }
         return cls(cert, key, revoked)
 

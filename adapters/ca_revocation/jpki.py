@@ -11,7 +11,14 @@ OID_SEX = "1.2.392.200149.8.5.5.3"
 OID_BIRTH_DATE = "1.2.392.200149.8.5.5.4"
 OID_ADDRESS = "1.2.392.200149.8.5.5.5"
 OID_ADDRESS_SUBSTITUTED = "1.2.392.200149.8.5.5.6"
-IDENTITY_OIDS = (OID_NAME, OID_NAME_SUBSTITUTED, OID_SEX, OID_BIRTH_DATE, OID_ADDRESS, OID_ADDRESS_SUBSTITUTED)
+IDENTITY_OIDS = (
+    OID_NAME,
+    OID_NAME_SUBSTITUTED,
+    OID_SEX,
+    OID_BIRTH_DATE,
+    OID_ADDRESS,
+    OID_ADDRESS_SUBSTITUTED,
+)
 
 POLICY_SIGNING = "1.2.392.200149.8.5.1.1.20"
 POLICY_SIGNING_TEST = "1.2.392.200149.8.5.1.0.20"
@@ -30,7 +37,9 @@ def crl_distribution_point(prefecture: str, city: str) -> x509.Name:
             x509.RelativeDistinguishedName(
                 [x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "CRL Distribution Points")]
             ),
-            x509.RelativeDistinguishedName([x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, prefecture)]),
+            x509.RelativeDistinguishedName(
+                [x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, prefecture)]
+            ),
             x509.RelativeDistinguishedName([x509.NameAttribute(NameOID.COMMON_NAME, city)]),
         ]
     )

@@ -16,7 +16,6 @@ from orchestrator.states.card_read import issue_challenge
 from orchestrator.states.rules import Rule, Select, emit, existing, refuse
 from schemas.events import (
     DeadlineReached,
-    Envelope,
     RegistrationCompleteRequested,
     SignatureSubmitted,
     VerificationCompleted,
@@ -75,6 +74,13 @@ def _outcome(kind: str) -> Select:
     return select
 
 
+def _kept_certificate(reg: Registration, ctx: Context) -> str | None:
+    """The raw certificate outlives the decision only where the profile says so."""
+    if ctx.profile(reg).retain_certificate and reg.signature is not None:
+        return reg.signature.certificate
+    return None
+
+
 def _passed(
     registration: Registration | None, event: VerificationCompleted, ctx: Context, state: State
 ) -> Applied:
@@ -85,6 +91,7 @@ def _passed(
             "status": "passed",
             "retry_at": None,
             "certificate_fingerprint": event.payload.certificate_fingerprint,
+            "certificate": _kept_certificate(reg, ctx),
             "decided_at": ctx.now,
         }
     )
@@ -94,12 +101,22 @@ def _passed(
     return Applied(verified)
 
 
-def _ended_badly(reg: Registration, event: Envelope, ctx: Context, status: str, code: str) -> Applied:
+def _ended_badly(
+    reg: Registration, event: VerificationCompleted, ctx: Context, status: str, code: str
+) -> Applied:
     """The attempt is over without a pass: say why in the seed's words, offer a new challenge."""
     assert reg.verification is not None
     message = messages.message_for_failure(code)
     verification = reg.verification.model_copy(
-        update={"status": status, "code": code, "message": message, "retry_at": None, "decided_at": ctx.now}
+        update={
+            "status": status,
+            "code": code,
+            "message": message,
+            "retry_at": None,
+            "certificate_fingerprint": event.payload.certificate_fingerprint,
+            "certificate": _kept_certificate(reg, ctx),
+            "decided_at": ctx.now,
+        }
     )
     keep = reg.signature if status == "parked" else None  # an operator may replay a parked one
     updated = reg.model_copy(update={"verification": verification, "signature": keep, "updated_at": ctx.now})

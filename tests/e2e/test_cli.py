@@ -32,9 +32,18 @@ def ran(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.Comp
     return data_dir, honnin(data_dir, "run", "--events", str(EXAMPLE), "--until-idle")
 
 
-def test_the_readme_run_activates_the_example_registration(ran) -> None:
-    _, result = ran
-    assert "reg-demo-0001: activated" in result.stdout
+def test_the_readme_run_shows_the_verifiers_refusal_and_the_seeds_error(ran) -> None:
+    data_dir, result = ran
+    assert "reg-demo-0001: confirmed" in result.stdout
+    last = honnin(data_dir, "history", "reg-demo-0001").stdout.splitlines()[-1].split("\t")
+    assert last[1:] == [
+        "registration.complete_requested",
+        "web",
+        "rejected",
+        "confirmed->confirmed",
+        "33",
+        "失効済みのマイナンバーカードの可能性があります。(Code: 33)",
+    ]
     assert "reg-demo-0002: info_entered" in result.stdout
     assert "0 dead-lettered" in result.stdout
 
@@ -43,7 +52,9 @@ def test_the_logs_are_json_lines_bound_to_the_registration_and_free_of_personal_
     _, result = ran
     lines = [json.loads(line) for line in result.stderr.splitlines() if line.strip()]
     applied = [entry for entry in lines if entry["event"] == "event.applied"]
-    assert len(applied) == 7  # six steps of reg-demo-0001, the start of reg-demo-0002
+    assert len(applied) == 6  # four steps and the verdict of reg-demo-0001, the start of reg-demo-0002
+    decided = [entry for entry in lines if entry["event"] == "verification.decided"]
+    assert [(d["outcome"], d["code"], d["step"]) for d in decided] == [("fail", "33", "certificate")]
     assert all(entry["registration_id"].startswith("reg-demo-") for entry in applied)
     assert any(entry["event"] == "event.duplicate" for entry in lines)
     for fact in (factory.NAME, factory.ADDRESS, "hanako@example.jp", "tarou12345", "1990-04-01"):
@@ -54,15 +65,20 @@ def test_the_logs_are_json_lines_bound_to_the_registration_and_free_of_personal_
 def test_status_shows_the_state_and_masks_personal_facts(ran) -> None:
     data_dir, _ = ran
     shown = json.loads(honnin(data_dir, "status", "reg-demo-0001").stdout)
-    assert shown["state"] == "activated"
-    assert shown["verification"]["status"] == "passed"
+    assert shown["state"] == "confirmed"
+    assert (shown["verification"]["status"], shown["verification"]["code"]) == ("failed", "33")
+    assert shown["challenge_attempt"] == 2, "a fresh challenge to sign again"
     assert factory.NAME not in json.dumps(shown, ensure_ascii=False)
 
 
 def test_history_lists_applied_and_refused_events_in_order(ran) -> None:
     data_dir, _ = ran
     first = honnin(data_dir, "history", "reg-demo-0001").stdout.splitlines()
-    assert [line.split("\t")[1] for line in first] == factory.FLOW
+    assert [line.split("\t")[1] for line in first] == [
+        *factory.FLOW[:4],
+        "verification.completed",
+        factory.FLOW[5],
+    ]
     second = honnin(data_dir, "history", "reg-demo-0002").stdout.splitlines()
     assert second[-1].split("\t")[1:5] == [
         "registration.complete_requested",
@@ -76,7 +92,7 @@ def test_running_the_same_events_again_changes_nothing(ran) -> None:
     data_dir, _ = ran
     before = honnin(data_dir, "history", "reg-demo-0001").stdout
     again = honnin(data_dir, "run", "--events", str(EXAMPLE), "--until-idle")
-    assert "reg-demo-0001: activated" in again.stdout
+    assert "reg-demo-0001: confirmed" in again.stdout
     assert honnin(data_dir, "history", "reg-demo-0001").stdout == before
 
 

@@ -26,6 +26,7 @@ def settings(data_dir: Path, **changes: object) -> Settings:
         "sweep_interval_seconds": 0.02,
         "relay_idle_seconds": 0.02,
         "verification_retry_limit": 2,
+        "verifier_enabled": False,  # these tests play the verifier themselves
     }
     values.update(changes)
     return Settings(**values)  # type: ignore[arg-type]
