@@ -268,3 +268,31 @@ async def test_revoked_via_the_ocsp_responder_is_code_23_and_down_is_retried(
                 await app.close()
     finally:
         world.ca.revoked.clear()
+
+
+async def test_an_ocsp_responder_that_stays_down_is_retried_then_parked(
+    world: World, clock: FakeClock
+) -> None:
+    from adapters.ca_revocation.responder import serve
+
+    async with serve(world.ca) as server:
+        server.state.register(world.good.certificate)
+        server.state.down = True
+        app = await verifying(
+            world, clock, revocation="ocsp", ocsp_url=f"{server.url}/ocsp", verification_retry_limit=2
+        )
+        try:
+            rid = "reg-ocsp-down1"
+            await up_to_confirmed(app, rid)
+            await sign_with(app, rid, world.good)
+            for _ in range(2):
+                clock.advance(timedelta(minutes=5))
+                await app.runtime.sweeper.sweep_once()
+                await settle(app)
+            registration = await verification_of(app, rid)
+            assert registration.verification is not None
+            assert (registration.verification.status, registration.verification.code) == ("parked", "42")
+            assert server.state.requests["ocsp"] == 3, "the first try and two retries reached the responder"
+            assert await complete(app, rid) == ("rejected", messages.possibly_revoked("42"))
+        finally:
+            await app.close()
