@@ -82,7 +82,14 @@ def make_bus(settings: Settings) -> Bus:
 async def bootstrap(settings: Settings, *, clock: Clock | None = None, bus: Bus | None = None) -> App:
     clock = clock or SystemClock()
     store = await open_store(settings)
-    bus = bus or make_bus(settings)
+    try:
+        return _wire(settings, store, bus or make_bus(settings), clock)
+    except BaseException:
+        await store.close()  # a half-wired worker must still exit: the store's thread would not
+        raise
+
+
+def _wire(settings: Settings, store: Store, bus: Bus, clock: Clock) -> App:
     orchestrator = Orchestrator(store, clock, settings.profiles())
     relay = OutboxRelay(
         store, bus, clock, worker=settings.worker_id, idle_seconds=settings.relay_idle_seconds

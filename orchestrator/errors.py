@@ -76,3 +76,11 @@ class CardInfoNotReadError(PermanentError):
 
 class ConfigurationError(PermanentError):
     code = "configuration"
+
+
+def failure_reason(exc: BaseException) -> str:
+    """What a dead letter or a log may say about a failure: our own errors speak for themselves;
+    anything else is named by its type only, as its text may quote input (personal facts)."""
+    if isinstance(exc, HonninError):
+        return f"{exc.code}: {exc.message}"
+    return type(exc).__name__

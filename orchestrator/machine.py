@@ -82,9 +82,11 @@ class RegistrationMachine:
         state = before.state if before else State.NEW
         subject = _Subject(before, event, ctx)
         self._machine.add_model(subject, initial=state.value)
+        trigger = _trigger_name(event.type)
         try:
-            subject.trigger(_trigger_name(event.type))  # type: ignore[attr-defined]
-        except (MachineError, AttributeError):
+            if trigger in self._machine.events:
+                subject.trigger(trigger)  # type: ignore[attr-defined]
+        except MachineError:
             pass  # no rule for this event in this state: refused below
         finally:
             self._machine.remove_model(subject)

@@ -39,6 +39,7 @@ class Profile(BaseModel):
     verification_retry_base: timedelta = timedelta(seconds=2)
     verification_retry_cap: timedelta = timedelta(minutes=5)
     retain_certificate: bool = False  # JPKI guidance: keep a fingerprint and the decision only
+    verification_answer_timeout: timedelta = timedelta(minutes=2)  # a request nobody answered is asked again
 
     def retry_delay(self, retries: int, jitter: float) -> timedelta:
         """Exponential backoff with equal jitter: half fixed, half random (jitter in [0, 1))."""

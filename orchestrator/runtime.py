@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 import structlog
 
+from orchestrator.errors import failure_reason
 from orchestrator.ports import Bus, Handler
 from orchestrator.relay import OutboxRelay
 from orchestrator.service import Orchestrator
@@ -52,7 +53,7 @@ class Runtime:
         results = await asyncio.gather(*self._tasks, return_exceptions=True)
         for task, result in zip(self._tasks, results, strict=True):
             if isinstance(result, Exception):
-                log.error("worker.task_failed", task=task.get_name(), error=repr(result))
+                log.error("worker.task_failed", task=task.get_name(), error=failure_reason(result))
         self._tasks = []
         log.info("worker.stopped")
 

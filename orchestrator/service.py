@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
+import json
 import random
 import secrets
 from collections.abc import Sequence
@@ -151,7 +153,7 @@ def _commit(stored: StoredRegistration | None, outcome: Outcome, ctx: Context) -
         to_state=outcome.to_state.value,
         code=rejection.code if rejection else None,
         message=rejection.message if rejection else None,
-        event=event.model_dump_json().encode(),
+        event=_recorded(event, stored, ctx),
     )
     outbox = [
         OutboxMessage(
@@ -171,6 +173,18 @@ def _commit(stored: StoredRegistration | None, outcome: Outcome, ctx: Context) -
         history=history,
         outbox=outbox,
     )
+
+
+def _recorded(event: Envelope, stored: StoredRegistration | None, ctx: Context) -> bytes:
+    """The event as history keeps it: a signing certificate carries the four facts, so unless the
+    profile retains certificates only its fingerprint is kept, and the signature not at all."""
+    data = event.model_dump(mode="json")
+    retain = stored is not None and ctx.profile(stored.registration).retain_certificate
+    if event.type == "card.signature_submitted" and not retain:
+        der = base64.b64decode(data["payload"]["certificate"])
+        data["payload"]["certificate"] = "sha256:" + hashlib.sha256(der).hexdigest()
+        data["payload"]["signature"] = "[not kept]"
+    return json.dumps(data, ensure_ascii=False).encode()
 
 
 def _report(bound: structlog.typing.FilteringBoundLogger, outcome: Outcome) -> HandleResult:

@@ -6,6 +6,7 @@ serialise with `Event.model_dump_json()`.
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal, get_args
@@ -216,13 +217,32 @@ INBOUND_TYPES = frozenset(event_type(c) for c in INBOUND)
 OUTBOUND_TYPES = frozenset(event_type(c) for c in OUTBOUND)
 
 
+_OWN_WORDS = {
+    "extra_forbidden": "unknown field (refused)",
+    "union_tag_invalid": "unknown event type",
+    "union_tag_not_found": "the event type is missing",
+}
+
+
+_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+def _loc(err: Any) -> str:
+    """The path to the error. An unknown field's name is input: repeated only when it looks like a
+    field name (`trace_id`), never when it could be someone's text (an address, an e-mail)."""
+    parts = [str(x) for x in err["loc"]]
+    if err["type"] == "extra_forbidden" and parts and not _FIELD_NAME.match(parts[-1]):
+        parts[-1] = "<unknown>"
+    return mask_individual_numbers(".".join(parts))
+
+
 def _explain(exc: ValidationError) -> EnvelopeError:
-    """Pydantic quotes some input in `loc` and `msg` (unknown field names, union tags): masked."""
+    """Pydantic quotes some input (unknown field names, union tags): those get our own words."""
     details = [
         {
-            "loc": mask_individual_numbers(".".join(str(x) for x in err["loc"])),
+            "loc": _loc(err),
             "type": err["type"],
-            "msg": mask_individual_numbers(err["msg"]),
+            "msg": _OWN_WORDS.get(err["type"]) or mask_individual_numbers(err["msg"]),
         }
         for err in exc.errors(include_input=False, include_url=False, include_context=False)
     ]

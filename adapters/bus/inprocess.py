@@ -9,14 +9,13 @@ Messages live in memory: they do not outlive the process (RabbitMQ is the durabl
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import structlog
 
 from adapters.bus.topic import matches
-from orchestrator.errors import BusUnavailableError, PermanentError, UnroutableError
+from orchestrator.errors import BusUnavailableError, PermanentError, UnroutableError, failure_reason
 from orchestrator.ports import BusMessage, Delivery, Handler
 
 log = structlog.get_logger("honnin.bus")
@@ -105,7 +104,7 @@ class InProcessBus:
             queue.outstanding -= 1
 
     def _nack(self, queue: _Queue, message: BusMessage, attempt: int, exc: Exception) -> None:
-        reason = f"{getattr(exc, 'code', type(exc).__name__)}: {getattr(exc, 'message', exc)}"
+        reason = failure_reason(exc)
         if attempt >= self._limit:
             self._dead_letter(
                 queue, message, f"delivery limit {self._limit} reached; last: {reason}", attempt
@@ -150,7 +149,5 @@ class InProcessBus:
         self._closed = True
         for task in self._consumers:
             task.cancel()
-        for task in self._consumers:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await asyncio.gather(*self._consumers, return_exceptions=True)
         self._consumers = []

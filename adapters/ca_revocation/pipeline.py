@@ -36,10 +36,13 @@ from adapters.ca_revocation.signatures import public_key_der_of, verify_signatur
 from orchestrator.identity import match
 from orchestrator.messages import CODE_IDENTITY_MISMATCH
 from schemas.payloads import CardFacts
+from schemas.privacy import mask_individual_numbers
 
 log = structlog.get_logger("honnin.verifier")
 
 CODE_BAD_SIGNATURE = "50"
+CODE_STEP_FAILED = "44"
+REASON_LIMIT = 200
 RETRY_LATER_CODES = frozenset({chain.CODE_REVOCATION_MISSING, chain.CODE_REVOCATION_STALE})
 
 
@@ -187,11 +190,21 @@ class Pipeline:
                     return _decided(verdict, step.name, print_)
         except CertificateError as exc:
             return _decided(fail(exc.code, exc.message), "certificate", print_)
+        except Exception as exc:  # a step's bug or an outside answer nobody foresaw: not the person's fault
+            log.error("verification.step_crashed", error=type(exc).__name__, fingerprint=print_)
+            return _decided(
+                Verdict("retry_later", CODE_STEP_FAILED, "a verification step failed"), "crash", print_
+            )
         return _decided(Verdict("pass", "ok", "every check passed"), "all", print_)
 
 
+def _safe(reason: str) -> str:
+    """Reasons travel in events and history: short, and never a 12-digit run."""
+    return mask_individual_numbers(reason)[:REASON_LIMIT]
+
+
 def _decided(verdict: Verdict, step: str, print_: str) -> Verdict:
-    decided = Verdict(verdict.outcome, verdict.code, verdict.reason, step, print_)
+    decided = Verdict(verdict.outcome, verdict.code, _safe(verdict.reason), step, print_)
     log.info(
         "verification.decided", outcome=decided.outcome, code=decided.code, step=step, fingerprint=print_
     )

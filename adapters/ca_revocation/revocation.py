@@ -349,7 +349,7 @@ def _parse_platform_answer(body: bytes) -> _PlatformClaim:
     """The JSON contract of the module docstring; anything else is a malformed answer."""
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: nesting bombs
         raise RevocationUnavailableError("the platform's answer is not JSON") from exc
     if not isinstance(data, dict):
         raise RevocationUnavailableError("the platform's answer is not a JSON object")
@@ -363,14 +363,14 @@ def _parse_platform_answer(body: bytes) -> _PlatformClaim:
 
 def _field_status(data: Mapping[str, Any]) -> str:
     status = data.get("status")
-    if status not in PLATFORM_STATUSES.values():
+    if not isinstance(status, str) or status not in PLATFORM_STATUSES.values():
         raise RevocationUnavailableError("the platform's status is not good, revoked or unknown")
     return str(status)
 
 
 def _field_reason(data: Mapping[str, Any]) -> str | None:
     reason = data.get("reason")
-    if reason is not None and reason not in REASON_NAMES:
+    if reason is not None and (not isinstance(reason, str) or reason not in REASON_NAMES):
         raise RevocationUnavailableError("the platform's reason is not an RFC 5280 CRLReason name")
     return None if reason is None else str(reason)
 

@@ -18,7 +18,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from adapters.store.codec import Sealer
-from orchestrator.errors import DuplicateEventError, StoreUnavailableError, VersionConflictError
+from orchestrator.errors import (
+    DuplicateEventError,
+    PermanentError,
+    StoreUnavailableError,
+    VersionConflictError,
+)
 from orchestrator.model import Registration, State
 from orchestrator.ports import Commit, HistoryEntry, OutboxMessage, StoredRegistration
 
@@ -84,7 +89,7 @@ class MongoStore:
         try:
             async with self._client.start_session() as session:
                 return await session.with_transaction(write)
-        except (DuplicateEventError, VersionConflictError):
+        except (DuplicateEventError, VersionConflictError, PermanentError):
             raise
         except PyMongoError as exc:
             raise StoreUnavailableError(f"MongoDB commit failed: {exc}") from exc
@@ -95,6 +100,10 @@ class MongoStore:
         expected, reg, emitted = commit.expected_version, commit.registration, len(commit.outbox)
         if reg is None:
             if expected == 0:
+                if await self._db.registrations.find_one(
+                    {"_id": commit.registration_id}, {"_id": 1}, session=session
+                ):
+                    raise VersionConflictError(f"registration {commit.registration_id} exists now")
                 return 0, 0
             # No new state, but the refusal was decided on `expected`: writing the document makes
             # a concurrent writer conflict with this transaction.
@@ -153,6 +162,10 @@ class MongoStore:
             session=session,
         )
         if commit.outbox:
+            await self._insert_outbox(commit, seq, session)
+
+    async def _insert_outbox(self, commit: Commit, seq: int, session: AsyncClientSession) -> None:
+        try:
             await self._db.outbox.insert_many(
                 [
                     {
@@ -170,6 +183,8 @@ class MongoStore:
                 ],
                 session=session,
             )
+        except DuplicateKeyError as exc:  # derived ids collided: a bug, never to be retried
+            raise PermanentError("an outbox message id exists already", code="outbox_collision") from exc
 
     async def history(self, registration_id: str) -> list[HistoryEntry]:
         try:
@@ -278,7 +293,10 @@ class MongoStore:
         return len(ids)
 
     async def outbox_backlog(self) -> int:
-        return await self._db.outbox.count_documents({"sent_at": None})
+        try:
+            return await self._db.outbox.count_documents({"sent_at": None})
+        except PyMongoError as exc:
+            raise StoreUnavailableError(f"MongoDB read failed: {exc}") from exc
 
     async def drop(self) -> None:
         """Tests only: forget the whole database."""

@@ -13,7 +13,12 @@ from pathlib import Path
 import aiosqlite
 
 from adapters.store.codec import Sealer, stamp, unstamp
-from orchestrator.errors import DuplicateEventError, StoreUnavailableError, VersionConflictError
+from orchestrator.errors import (
+    DuplicateEventError,
+    PermanentError,
+    StoreUnavailableError,
+    VersionConflictError,
+)
 from orchestrator.model import Registration, State
 from orchestrator.ports import Commit, HistoryEntry, OutboxMessage, StoredRegistration
 
@@ -80,11 +85,15 @@ class SqliteStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             db = await aiosqlite.connect(path, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreUnavailableError(f"cannot open the SQLite store at {path}: {exc}") from exc
+        try:
             await db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             await db.execute("PRAGMA journal_mode = WAL")
             await db.execute("PRAGMA synchronous = NORMAL")
             await db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
+            await db.close()  # its thread would keep the process alive
             raise StoreUnavailableError(f"cannot open the SQLite store at {path}: {exc}") from exc
         return cls(db, sealer)
 
@@ -200,20 +209,23 @@ class SqliteStore:
                 self._sealer.seal(h.event, f"history:{h.event_id}"),
             ),
         )
-        await db.executemany(
-            "INSERT INTO outbox (message_id, routing_key, registration_id, body, created_at)"
-            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING",
-            [
-                (
-                    m.message_id,
-                    m.routing_key,
-                    m.registration_id,
-                    self._sealer.seal(m.body, f"outbox:{m.message_id}"),
-                    stamp(m.created_at),
-                )
-                for m in commit.outbox
-            ],
-        )
+        try:
+            await db.executemany(
+                "INSERT INTO outbox (message_id, routing_key, registration_id, body, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [
+                    (
+                        m.message_id,
+                        m.routing_key,
+                        m.registration_id,
+                        self._sealer.seal(m.body, f"outbox:{m.message_id}"),
+                        stamp(m.created_at),
+                    )
+                    for m in commit.outbox
+                ],
+            )
+        except sqlite3.IntegrityError as exc:  # derived ids collided: a bug, never to be retried
+            raise PermanentError("an outbox message id exists already", code="outbox_collision") from exc
 
     async def history(self, registration_id: str) -> list[HistoryEntry]:
         rows = await self._fetch(

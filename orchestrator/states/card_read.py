@@ -24,6 +24,10 @@ def _confirm(
 ) -> Applied:
     reg = existing(registration)
     corrections = {k: v for k, v in (("phone", event.payload.phone), ("email", event.payload.email)) if v}
+    assert reg.card is not None
+    # 【情報を反映する】 filled the form from the card: the account carries the card's name and
+    # address, which the signature step then proves (the certificate must match the card).
+    corrections |= {"name": reg.card.name, "address": reg.card.address}
     applicant = reg.applicant.model_copy(update=corrections)
     confirmed = reg.model_copy(update={"state": state, "applicant": applicant, "updated_at": ctx.now})
     confirmed, challenge = issue_challenge(confirmed, event, ctx)

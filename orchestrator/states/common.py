@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from orchestrator.model import Applied, Context, Registration, State
-from orchestrator.states.rules import Rule, emit, existing
+from orchestrator.states.rules import Rule, deadline_now, emit, existing
 from schemas.events import (
     DeadlineReached,
     RegistrationCancelled,
@@ -12,8 +12,8 @@ from schemas.events import (
 )
 
 
-def _expired(registration: Registration | None, _: DeadlineReached, ctx: Context) -> bool:
-    return ctx.now >= existing(registration).expires_at
+def _expired(registration: Registration | None, event: DeadlineReached, ctx: Context) -> bool:
+    return deadline_now(event, ctx) >= existing(registration).expires_at
 
 
 def _expire(registration: Registration | None, event: DeadlineReached, ctx: Context, state: State) -> Applied:

@@ -13,9 +13,10 @@ from orchestrator.model import (
     Verification,
 )
 from orchestrator.states.card_read import issue_challenge
-from orchestrator.states.rules import Rule, Select, emit, existing, refuse
+from orchestrator.states.rules import Rule, Select, deadline_now, emit, existing, refuse
 from schemas.events import (
     DeadlineReached,
+    Envelope,
     RegistrationCompleteRequested,
     SignatureSubmitted,
     VerificationCompleted,
@@ -24,6 +25,7 @@ from schemas.events import (
 )
 
 STATE = State.CONFIRMED
+CODE_UNANSWERED = "44"  # the verifier did not answer (crashed, or lost the request) within the timeout
 
 
 def _not_while_verifying(
@@ -48,7 +50,11 @@ def _submit(
         attempt=reg.challenge_attempt,
         submitted_at=ctx.now,
     )
-    verification = Verification(attempt=reg.challenge_attempt, status="pending")
+    verification = Verification(
+        attempt=reg.challenge_attempt,
+        status="pending",
+        retry_at=ctx.now + ctx.profile(reg).verification_answer_timeout,
+    )
     updated = reg.model_copy(
         update={"signature": signature, "verification": verification, "updated_at": ctx.now}
     )
@@ -102,7 +108,7 @@ def _passed(
 
 
 def _ended_badly(
-    reg: Registration, event: VerificationCompleted, ctx: Context, status: str, code: str
+    reg: Registration, event: Envelope, ctx: Context, status: str, code: str, fingerprint: str | None
 ) -> Applied:
     """The attempt is over without a pass: say why in the seed's words, offer a new challenge."""
     assert reg.verification is not None
@@ -113,7 +119,7 @@ def _ended_badly(
             "code": code,
             "message": message,
             "retry_at": None,
-            "certificate_fingerprint": event.payload.certificate_fingerprint,
+            "certificate_fingerprint": fingerprint,
             "certificate": _kept_certificate(reg, ctx),
             "decided_at": ctx.now,
         }
@@ -134,7 +140,14 @@ def _failed(
     registration: Registration | None, event: VerificationCompleted, ctx: Context, state: State
 ) -> Applied:
     assert event.payload.code is not None
-    return _ended_badly(existing(registration), event, ctx, "failed", event.payload.code)
+    return _ended_badly(
+        existing(registration),
+        event,
+        ctx,
+        "failed",
+        event.payload.code,
+        event.payload.certificate_fingerprint,
+    )
 
 
 def _retry_later(
@@ -146,7 +159,9 @@ def _retry_later(
     assert event.payload.code is not None
     retries = reg.verification.retries
     if retries >= ctx.profile(reg).verification_retry_limit:
-        return _ended_badly(reg, event, ctx, "parked", event.payload.code)
+        return _ended_badly(
+            reg, event, ctx, "parked", event.payload.code, event.payload.certificate_fingerprint
+        )
     retry_at = ctx.now + ctx.profile(reg).retry_delay(retries, ctx.jitter)
     verification = reg.verification.model_copy(
         update={
@@ -159,20 +174,31 @@ def _retry_later(
     return Applied(reg.model_copy(update={"verification": verification, "updated_at": ctx.now}))
 
 
-def _retry_due(registration: Registration | None, _: DeadlineReached, ctx: Context) -> bool:
+def _retry_due(registration: Registration | None, event: DeadlineReached, ctx: Context) -> bool:
+    """A retry_later's turn came, or a request went unanswered (the verifier crashed or lost it)."""
     verification = existing(registration).verification
-    return bool(verification and verification.retry_at and verification.retry_at <= ctx.now)
+    return bool(verification and verification.retry_at and verification.retry_at <= deadline_now(event, ctx))
 
 
 def _request_again(
     registration: Registration | None, event: DeadlineReached, ctx: Context, state: State
 ) -> Applied:
+    """Ask the verifier again; an unanswered request counts as a retry, and parks at the limit."""
     reg = existing(registration)
     assert reg.verification is not None
-    verification = reg.verification.model_copy(update={"status": "pending", "retry_at": None})
-    request = emit(
-        VerificationRequested, event, ctx, {"attempt": verification.attempt}, tag=str(verification.retries)
+    retries = reg.verification.retries
+    if reg.verification.status == "pending":
+        if retries >= ctx.profile(reg).verification_retry_limit:
+            return _ended_badly(reg, event, ctx, "parked", CODE_UNANSWERED, None)
+        retries += 1
+    verification = reg.verification.model_copy(
+        update={
+            "status": "pending",
+            "retries": retries,
+            "retry_at": ctx.now + ctx.profile(reg).verification_answer_timeout,
+        }
     )
+    request = emit(VerificationRequested, event, ctx, {"attempt": verification.attempt}, tag=str(retries))
     return Applied(reg.model_copy(update={"verification": verification, "updated_at": ctx.now}), [request])
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from orchestrator.model import Applied, Context, Registration, Rejection, State
@@ -65,3 +66,10 @@ def _never(*_: Any) -> Applied:
 def refuse(trigger: str, why: Guard) -> Rule:
     """An event the state understands but answers with its own error, never with a change."""
     return Rule(trigger, _never, guard=why)
+
+
+def deadline_now(event: Any, ctx: Context) -> datetime:
+    """For deadline events, the deadline the sweeper saw has passed, whatever this clock says:
+    deciding on a second, earlier reading would spend the event id on a no-op for good."""
+    deadline: datetime = event.payload.deadline
+    return max(ctx.now, deadline)

@@ -9,7 +9,12 @@ from pathlib import Path
 import pytest
 
 from adapters.store.codec import Sealer
-from orchestrator.errors import DuplicateEventError, StoreUnavailableError, VersionConflictError
+from orchestrator.errors import (
+    DuplicateEventError,
+    PermanentError,
+    StoreUnavailableError,
+    VersionConflictError,
+)
 from orchestrator.model import Registration, State
 from orchestrator.ports import Commit, HistoryEntry, OutboxMessage, Store
 from schemas.payloads import ApplicantInfo
@@ -206,3 +211,14 @@ async def test_purge_forgets_ended_registrations_but_not_activated_ones(store: S
     assert await store.history("reg-expired1") == []
     assert await store.load("reg-active-1") is not None
     assert await store.is_processed("e1"), "deduplication outlives the purge"
+
+
+async def test_an_outbox_id_written_twice_is_a_permanent_error_and_leaves_no_trace(store: Store) -> None:
+    await store.commit(commit("e1", registration(), 0, outbox=("m1",)))
+    with pytest.raises(PermanentError) as collided:
+        await store.commit(commit("e2", registration(state=State.CARD_READ), 1, outbox=("m1",)))
+    assert collided.value.code == "outbox_collision"
+    assert not await store.is_processed("e2")
+    loaded = await store.load("reg-00000001")
+    assert loaded is not None
+    assert loaded.version == 1

@@ -134,3 +134,18 @@ def test_the_embedded_default_keeps_its_data_key_private(ran) -> None:
     data_dir, _ = ran
     key = data_dir / "data.key"
     assert key.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_misconfigured_worker_says_why_and_exits(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HONNIN_")}
+    env |= {"HONNIN_DATA_DIR": str(tmp_path), "HONNIN_REVOCATION": "ocsp"}
+    result = subprocess.run([*HONNIN, "run"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "configuration: HONNIN_REVOCATION=ocsp needs HONNIN_OCSP_URL" in result.stderr
+
+
+def test_a_database_that_is_no_database_is_refused_and_the_worker_exits(tmp_path: Path) -> None:
+    (tmp_path / "honnin.db").write_bytes(b"this is not SQLite" * 100)
+    result = honnin(tmp_path, "status", "reg-any-00001", check=False)
+    assert result.returncode == 1
+    assert "store_unavailable: cannot open the SQLite store" in result.stderr

@@ -358,3 +358,19 @@ async def test_a_worker_whose_background_task_dies_stops_with_the_error(
     finally:
         await app.runtime.stop()
         await app.bus.close()
+
+
+async def test_the_history_keeps_a_fingerprint_not_the_certificate(tmp_path: Path, clock: FakeClock) -> None:
+    app = await start(tmp_path, clock)
+    try:
+        for event in factory.flow(RID, upto=4):
+            await app.orchestrator.handle(event)
+        [submitted] = [
+            h for h in await app.orchestrator.history(RID) if h.event_type == "card.signature_submitted"
+        ]
+        payload = json.loads(submitted.event)["payload"]
+        assert payload["certificate"].startswith("sha256:")
+        assert payload["signature"] == "[not kept]"
+        assert factory.PAYLOADS["card.signature_submitted"]["certificate"] not in submitted.event.decode()
+    finally:
+        await app.close()

@@ -541,12 +541,39 @@ def test_a_due_retry_deadline_requests_verification_again() -> None:
     [requested] = result.emitted
     assert (requested.type, requested.payload.attempt) == ("verification.requested", 1)
     assert reg.verification is not None
+    answer_by = due + factory.profiles()["facility"].verification_answer_timeout
     assert (reg.verification.status, reg.verification.retry_at, reg.verification.retries) == (
         "pending",
-        None,
+        answer_by,
         1,
     )
-    assert reg.next_deadline() == reg.expires_at
+    assert reg.next_deadline() == answer_by, "a request nobody answers is asked again"
+
+
+def test_an_unanswered_request_is_asked_again_then_parked_with_code_44() -> None:
+    reg = pending()
+    assert reg.verification is not None
+    for retry in range(1, 4):
+        due = reg.verification.retry_at
+        assert due is not None
+        result = applied(reg, deadline(due), ctx(now=due))
+        reg = result.registration
+        assert reg.verification is not None
+        assert [e.type for e in result.emitted] == ["verification.requested"]
+        assert (reg.verification.status, reg.verification.retries) == ("pending", retry)
+    due = reg.verification.retry_at
+    assert due is not None
+    parked = applied(reg, deadline(due), ctx(now=due)).registration
+    assert parked.verification is not None
+    assert (parked.verification.status, parked.verification.code) == ("parked", "44")
+
+
+def test_a_deadline_decides_by_the_deadline_it_carries_not_an_earlier_clock() -> None:
+    started = applied(None, factory.event("registration.started"), ctx()).registration
+    late = applied(
+        started, deadline(started.expires_at), ctx(now=started.expires_at - timedelta(milliseconds=1))
+    )
+    assert late.registration.state is State.EXPIRED
 
 
 def test_a_retry_deadline_not_yet_due_changes_nothing() -> None:
@@ -744,3 +771,17 @@ def test_next_deadline_is_the_earlier_of_retry_and_expiry() -> None:
     assert retrying.next_deadline() == retrying.verification.retry_at < retrying.expires_at
     later = retrying.verification.model_copy(update={"retry_at": retrying.expires_at + HOUR})
     assert retrying.model_copy(update={"verification": later}).next_deadline() == retrying.expires_at
+
+
+def test_confirming_takes_name_and_address_from_the_card_the_signature_must_then_match() -> None:
+    reg = walk(2)
+    assert reg is not None
+    typed_otherwise = reg.model_copy(
+        update={"applicant": reg.applicant.model_copy(update={"name": "別人　次郎", "address": "大阪府"})}
+    )
+    confirmed = applied(typed_otherwise, factory.event("registration.confirmed"), ctx()).registration
+    assert confirmed.card is not None
+    assert (confirmed.applicant.name, confirmed.applicant.address) == (
+        confirmed.card.name,
+        confirmed.card.address,
+    )

@@ -661,3 +661,13 @@ def test_example_facility_flow_parses() -> None:
     first = [e.type for e in events if e.registration_id == events[0].registration_id]
     assert first[:4] == factory.FLOW[:4], "the web and app steps up to the signature, in order"
     assert "verification.completed" not in first, "the verifier answers, not the file"
+
+
+def test_personal_text_as_a_field_name_or_a_type_is_not_echoed() -> None:
+    key = factory.raw("registration.started", **{"hanako@example.jp 公的花子": "x"})
+    assert "hanako" not in everything_said(refused(key))
+    assert "公的" not in everything_said(refused(key))
+    tag = factory.raw("registration.started", type="hanako@example.jp")
+    exc = refused(tag)
+    assert "hanako" not in everything_said(exc)
+    assert exc.details[0]["msg"] == "unknown event type"
