@@ -11,7 +11,7 @@ from typing import Any, cast
 from transitions import EventData, Machine, MachineError
 
 from orchestrator.model import Applied, Context, Outcome, Registration, Rejection, State
-from orchestrator.states import TABLE, Rule, new
+from orchestrator.states import SHARED, TABLE, Rule, new
 from orchestrator.states.rules import not_accepted
 from schemas.events import Envelope
 
@@ -96,7 +96,32 @@ class RegistrationMachine:
         return Outcome(event, before, rejection=rejection)
 
 
+HAPPY_PATH = (State.NEW, State.INFO_ENTERED, State.CARD_READ, State.CONFIRMED, State.SIGNATURE_VERIFIED)
+
+
+def _earliest(trigger: str) -> int | None:
+    """Where on the happy path an event is first accepted (shared rules like cancel aside)."""
+    places = [
+        HAPPY_PATH.index(state)
+        for state, rules in TABLE.items()
+        if state in HAPPY_PATH and any(r.trigger == trigger and r not in SHARED for r in rules)
+    ]
+    return min(places, default=None)
+
+
+EARLIEST = {rule.trigger: _earliest(rule.trigger) for rules in TABLE.values() for rule in rules}
+
+
 def _unaccepted(state: State, before: Registration | None, event: Envelope) -> Rejection:
+    """Early events wait, late ones are refused: competing consumers may deliver a registration's
+    steps out of order, and a step whose state is still ahead must not be spent on a refusal."""
     if state is State.NEW:
         return new.unaccepted(before, event)
+    earliest = EARLIEST.get(event.type)
+    if state in HAPPY_PATH and earliest is not None and HAPPY_PATH.index(state) < earliest:
+        return Rejection(
+            code="not_yet_accepted",
+            message=f"{event.type} waits: the registration is still {state.value}",
+            retryable=True,
+        )
     return not_accepted(state, event)

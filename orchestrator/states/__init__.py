@@ -26,6 +26,9 @@ def _rules(state: State, own: list[Rule]) -> list[Rule]:
     return [*common.FIRST, *own, *common.LAST]
 
 
+SHARED = (*common.FIRST, *common.LAST)
+"""Rules every open state has; they say nothing about where on the path an event belongs."""
+
 TABLE: dict[State, list[Rule]] = {m.STATE: _rules(m.STATE, m.RULES) for m in _MODULES}
 
-__all__ = ["TABLE", "Rule", "new"]
+__all__ = ["SHARED", "TABLE", "Rule", "new"]

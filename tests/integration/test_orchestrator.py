@@ -94,13 +94,14 @@ async def test_an_illegal_event_is_refused_recorded_and_changes_nothing(
 ) -> None:
     app = await start(tmp_path, clock)
     try:
-        await app.orchestrator.handle(factory.event("registration.started", RID))
-        refused = factory.event("registration.complete_requested", RID)
+        for event in factory.flow(RID, upto=2):
+            await app.orchestrator.handle(event)
+        refused = factory.event("registration.started", RID)  # a second start: late, never valid again
         result = await app.orchestrator.handle(refused)
         assert (result.status, result.code) == ("rejected", "event_not_accepted")
         stored = await app.store.load(RID)
         assert stored is not None
-        assert (stored.registration.state, stored.version) == (State.INFO_ENTERED, 1)
+        assert (stored.registration.state, stored.version) == (State.CARD_READ, 2)
         last = (await app.orchestrator.history(RID))[-1]
         assert (last.outcome, last.event_id, last.code) == (
             "rejected",
@@ -300,6 +301,25 @@ async def test_reflect_card_info_fails_with_the_seed_message_until_the_card_is_r
         await app.orchestrator.handle(factory.event("card.info_read", RID))
         facts = await app.orchestrator.reflect_card_info(RID)
         assert facts.name == factory.NAME
+    finally:
+        await app.close()
+
+
+async def test_a_step_that_overtook_the_one_before_waits_for_it(tmp_path: Path, clock: FakeClock) -> None:
+    app = await start(tmp_path, clock)
+    started, card_read, confirmed = factory.flow(RID, upto=3)
+    try:
+        await publish(app, started)
+        await settle(app)
+        await publish(app, confirmed)  # a competing consumer took it before card.info_read
+        await publish(app, card_read)
+        await settle(app)
+        history = await app.orchestrator.history(RID)
+        assert [(h.event_type, h.outcome) for h in history] == [
+            ("registration.started", "applied"),
+            ("card.info_read", "applied"),
+            ("registration.confirmed", "applied"),
+        ]
     finally:
         await app.close()
 

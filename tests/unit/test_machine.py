@@ -274,16 +274,18 @@ def test_card_read_is_refused_when_the_profile_has_no_such_step() -> None:
 
 # --- refusals ----------------------------------------------------------------------------------
 
-NOT_ACCEPTED = [
-    (State.INFO_ENTERED, "registration.started"),
+NOT_YET_ACCEPTED = [
     (State.INFO_ENTERED, "registration.confirmed"),
     (State.INFO_ENTERED, "card.signature_submitted"),
     (State.INFO_ENTERED, "verification.completed"),
     (State.INFO_ENTERED, "registration.complete_requested"),
-    (State.CARD_READ, "registration.started"),
     (State.CARD_READ, "card.signature_submitted"),
     (State.CARD_READ, "verification.completed"),
     (State.CARD_READ, "registration.complete_requested"),
+]
+NOT_ACCEPTED = [
+    (State.INFO_ENTERED, "registration.started"),
+    (State.CARD_READ, "registration.started"),
     (State.CONFIRMED, "registration.started"),
     (State.CONFIRMED, "card.info_read"),
     (State.CONFIRMED, "registration.confirmed"),
@@ -293,6 +295,14 @@ NOT_ACCEPTED = [
     (State.SIGNATURE_VERIFIED, "card.signature_submitted"),
     (State.SIGNATURE_VERIFIED, "verification.completed"),
 ]
+
+
+@pytest.mark.parametrize(("state", "kind"), NOT_YET_ACCEPTED)
+def test_an_event_whose_state_is_still_ahead_waits_instead_of_being_spent(state: State, kind: str) -> None:
+    rejection = refused(reach(state), factory.event(kind))
+    assert rejection.code == "not_yet_accepted"
+    assert rejection.retryable
+    assert state.value in rejection.message
 
 
 @pytest.mark.parametrize(("state", "kind"), NOT_ACCEPTED)
