@@ -75,7 +75,17 @@ async def open_store(settings: Settings) -> Store:
     return await SqliteStore.open(settings.sqlite_file, sealer)
 
 
-def make_bus(settings: Settings) -> Bus:
+async def make_bus(settings: Settings) -> Bus:
+    if settings.bus == "rabbitmq":
+        from adapters.bus.rabbitmq import RabbitMqBus
+
+        return await RabbitMqBus.connect(
+            settings.rabbitmq_url.get_secret_value(),
+            exchange=settings.rabbitmq_exchange,
+            queue_prefix=settings.rabbitmq_queue_prefix,
+            prefetch=settings.rabbitmq_prefetch,
+            delivery_limit=settings.delivery_limit,
+        )
     return InProcessBus(delivery_limit=settings.delivery_limit)
 
 
@@ -83,7 +93,7 @@ async def bootstrap(settings: Settings, *, clock: Clock | None = None, bus: Bus 
     clock = clock or SystemClock()
     store = await open_store(settings)
     try:
-        return _wire(settings, store, bus or make_bus(settings), clock)
+        return _wire(settings, store, bus or await make_bus(settings), clock)
     except BaseException:
         await store.close()  # a half-wired worker must still exit: the store's thread would not
         raise

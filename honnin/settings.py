@@ -36,7 +36,11 @@ class Settings(BaseSettings):
     sqlite_path: Path | None = Field(None, description="default: DATA_DIR/honnin.db")
     mongodb_url: SecretStr | None = None
     mongodb_database: str = "honnin"
-    bus: Literal["inprocess"] = "inprocess"
+    bus: Literal["inprocess", "rabbitmq"] = "inprocess"
+    rabbitmq_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
+    rabbitmq_exchange: str = "honnin"
+    rabbitmq_queue_prefix: str = Field("", description="isolates several Honnin installations on one broker")
+    rabbitmq_prefetch: PositiveInt = 32
     data_key: SecretStr | None = Field(
         None, description="32 bytes, base64: encrypts personal facts at rest (default: DATA_DIR/data.key)"
     )

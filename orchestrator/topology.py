@@ -9,6 +9,7 @@ from schemas.events import (
     RegistrationActivated,
     RegistrationCancelled,
     RegistrationExpired,
+    SignatureVerified,
     VerificationFailed,
     VerificationRequested,
     event_type,
@@ -27,6 +28,7 @@ QUEUES: dict[str, tuple[str, ...]] = {
         event_type(c)
         for c in (
             RegistrationActivated,
+            SignatureVerified,
             VerificationFailed,
             RegistrationExpired,
             RegistrationCancelled,

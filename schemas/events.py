@@ -135,6 +135,14 @@ class VerificationFailed(Envelope):
     payload: p.VerificationFailedPayload
 
 
+class SignatureVerified(Envelope):
+    """The verifier passed the signature: the facility may offer 【完了する】."""
+
+    sources: ClassVar[frozenset[str]] = _ORCHESTRATOR
+    type: Literal["registration.signature_verified"]
+    payload: p.SignatureVerifiedPayload
+
+
 class RegistrationActivated(Envelope):
     sources: ClassVar[frozenset[str]] = _ORCHESTRATOR
     type: Literal["registration.activated"]
@@ -177,6 +185,7 @@ OUTBOUND: tuple[type[Envelope], ...] = (
     ChallengeIssued,
     VerificationRequested,
     VerificationFailed,
+    SignatureVerified,
     RegistrationActivated,
     RegistrationExpired,
     RegistrationCancelled,
@@ -197,6 +206,7 @@ AnyEvent = Annotated[
     | ChallengeIssued
     | VerificationRequested
     | VerificationFailed
+    | SignatureVerified
     | RegistrationActivated
     | RegistrationExpired
     | RegistrationCancelled

@@ -122,6 +122,11 @@ class VerificationRequestedPayload(Payload):
     attempt: int = Field(ge=1)
 
 
+class SignatureVerifiedPayload(Payload):
+    attempt: int = Field(ge=1)
+    certificate_fingerprint: str | None = None
+
+
 class RegistrationActivatedPayload(Payload):
     facility_id: str
     activated_at: AwareDatetime

@@ -19,6 +19,7 @@ from schemas.events import (
     Envelope,
     RegistrationCompleteRequested,
     SignatureSubmitted,
+    SignatureVerified,
     VerificationCompleted,
     VerificationFailed,
     VerificationRequested,
@@ -104,7 +105,11 @@ def _passed(
     verified = reg.model_copy(
         update={"state": state, "verification": verification, "signature": None, "updated_at": ctx.now}
     )
-    return Applied(verified)
+    payload = {
+        "attempt": verification.attempt,
+        "certificate_fingerprint": verification.certificate_fingerprint,
+    }
+    return Applied(verified, [emit(SignatureVerified, event, ctx, payload)])
 
 
 def _ended_badly(

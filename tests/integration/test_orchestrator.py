@@ -41,6 +41,7 @@ async def test_the_facility_flow_over_the_bus_ends_activated_once(tmp_path: Path
         assert sent == {
             "registration.challenge_issued": 1,
             "verification.requested": 1,
+            "registration.signature_verified": 1,
             "registration.activated": 1,
         }
         history = await app.orchestrator.history(RID)

@@ -296,3 +296,23 @@ async def test_an_ocsp_responder_that_stays_down_is_retried_then_parked(
             assert await complete(app, rid) == ("rejected", messages.possibly_revoked("42"))
         finally:
             await app.close()
+
+
+async def test_the_card_emulator_carries_many_registrations_to_activation_once_each(
+    world: World, clock: FakeClock
+) -> None:
+    from honnin.emulator import CardEmulator
+
+    app = await verifying(world, clock)
+    try:
+        emulator = CardEmulator(app.bus, world.good, Person(), clock)
+        await emulator.listen()
+        for i in range(20):
+            await emulator.register(f"reg-emu-{i:05d}")
+        assert await emulator.wait_activated(within=30) == set()
+        await settle(app)
+        for rid in emulator.expected:
+            assert emulator.heard.count(rid, "registration.activated") == 1
+            assert (await verification_of(app, rid)).state is State.ACTIVATED
+    finally:
+        await app.close()

@@ -195,7 +195,7 @@ def test_the_facility_flow_ends_activated() -> None:
         [],
         ["registration.challenge_issued"],
         ["verification.requested"],
-        [],
+        ["registration.signature_verified"],
         ["registration.activated"],
     ]
     assert reg is not None

@@ -48,6 +48,7 @@ OTHER_PAYLOADS: dict[str, dict[str, Any]] = {
         "message": "失効済みのマイナンバーカードの可能性があります。(Code: 23)",
         "may_sign_again": True,
     },
+    "registration.signature_verified": {"attempt": 1, "certificate_fingerprint": "a" * 64},
     "registration.activated": {"facility_id": "facility-1", "activated_at": factory.NOW.isoformat()},
     "registration.expired": {"facility_id": "facility-1", "reason": "activation_timeout"},
     "registration.cancelled": {"facility_id": "facility-1", "reason": "cancel_requested"},

@@ -1,0 +1,136 @@
+"""A card emulator: plays the facility's web page and the person's phone app over the bus.
+
+For every registration it starts, it reads the dev CA card's four facts, confirms, signs each
+challenge the orchestrator issues with the card's key, and presses 【完了する】 once the signature is
+verified. It records what the facility hears, so a test or a benchmark can check that every
+registration was activated exactly once. Used by tests, `bench/` and demos; never in production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from adapters.ca_revocation.devca import Card, Person
+from orchestrator.identity import CARD_SEX_TO_CERT
+from orchestrator.ports import Bus, BusMessage, Clock, Delivery
+from orchestrator.topology import CARD_BRIDGE_QUEUE, FACILITY_QUEUE
+from schemas.events import new_event_id
+
+CERT_SEX_TO_CARD = {cert: card for card, cert in CARD_SEX_TO_CERT.items()}
+
+
+def card_facts(person: Person) -> dict[str, object]:
+    """What the card-info application (券面事項入力補助AP) reads: the same person, its encodings."""
+    return {
+        "name": person.name,
+        "address": person.address,
+        "birth_date": person.birth_date.isoformat(),
+        "sex": CERT_SEX_TO_CARD[person.sex],
+    }
+
+
+@dataclass
+class Heard:
+    """What the facility was told, per registration: event ids by type (a set: redeliveries fold)."""
+
+    events: dict[str, dict[str, set[str]]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(set))
+    )
+    activated: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def count(self, registration_id: str, kind: str) -> int:
+        return len(self.events[registration_id][kind])
+
+
+class CardEmulator:
+    def __init__(
+        self, bus: Bus, card: Card, person: Person, clock: Clock, *, facility_id: str = "facility-emu"
+    ) -> None:
+        self._bus = bus
+        self._card = card
+        self._person = person
+        self._clock = clock
+        self._facility = facility_id
+        self.heard = Heard()
+        self.expected: set[str] = set()
+
+    async def listen(self) -> None:
+        """Take the card bridge's and the facility's queues (no worker consumes those)."""
+        await self._bus.consume(CARD_BRIDGE_QUEUE, self._on_challenge)
+        await self._bus.consume(FACILITY_QUEUE, self._on_facility)
+
+    async def register(self, registration_id: str) -> None:
+        """Steps 1, 2 and 4 of the seed; the rest follows from what the orchestrator says."""
+        self.expected.add(registration_id)
+        applicant = {
+            "login_id": f"user-{registration_id[-8:]}",
+            "user_type": "勤労者",
+            "user_category": "個人",
+            "name": self._person.name,
+            "address": self._person.address,
+        }
+        await self._send(
+            registration_id,
+            "registration.started",
+            "web",
+            {"facility_id": self._facility, "applicant": applicant},
+        )
+        await self._send(registration_id, "card.info_read", "app", {"card": card_facts(self._person)})
+        await self._send(registration_id, "registration.confirmed", "web", {"notice_acknowledged": True})
+
+    async def wait_activated(self, within: float) -> set[str]:
+        """Registrations still not activated when everything is, or the time is up."""
+        async with asyncio.timeout(within):
+            while self.missing():
+                self.heard.activated.clear()
+                await self.heard.activated.wait()
+        return self.missing()
+
+    def missing(self) -> set[str]:
+        return {r for r in self.expected if not self.heard.count(r, "registration.activated")}
+
+    async def _on_challenge(self, delivery: Delivery) -> None:
+        event = json.loads(delivery.message.body)
+        challenge = base64.b64decode(event["payload"]["challenge"])
+        payload = {
+            "certificate": base64.b64encode(self._card.der).decode(),
+            "signature": base64.b64encode(self._card.sign(challenge)).decode(),
+            "algorithm": "rsa-pkcs1v15-sha256",
+        }
+        await self._send(event["registration_id"], "card.signature_submitted", "app", payload)
+
+    async def _on_facility(self, delivery: Delivery) -> None:
+        event = json.loads(delivery.message.body)
+        registration_id, kind = event["registration_id"], event["type"]
+        first = not self.heard.count(registration_id, kind)
+        self.heard.events[registration_id][kind].add(event["event_id"])
+        if kind == "registration.signature_verified" and first:
+            await self._send(registration_id, "registration.complete_requested", "web", {})
+        if kind == "registration.activated":
+            self.heard.activated.set()
+
+    async def _send(
+        self, registration_id: str, kind: str, source: str, payload: Mapping[str, object]
+    ) -> None:
+        event_id = str(new_event_id())
+        envelope = {
+            "event_id": event_id,
+            "type": kind,
+            "registration_id": registration_id,
+            "occurred_at": _iso(self._clock.now()),
+            "source": source,
+            "schema_version": 1,
+            "payload": payload,
+        }
+        body = json.dumps(envelope, ensure_ascii=False).encode()
+        await self._bus.publish(BusMessage(kind, body, event_id))
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat()
