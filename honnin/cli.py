@@ -109,7 +109,10 @@ async def _wait_idle(app: App) -> None:
 
 
 def _summarise(fed: list[Envelope], app: App) -> None:
-    dead = getattr(app.bus, "dead_letters", [])
+    dead = getattr(app.bus, "dead_letters", None)
+    if dead is None:  # RabbitMQ keeps them in the <queue>.dead queues, for operators to replay
+        click.echo(f"fed {len(fed)} events; dead letters wait in the broker's .dead queues")
+        return
     click.echo(f"fed {len(fed)} events; {len(dead)} dead-lettered")
     for letter in dead:
         click.echo(f"  dead letter {letter.message.message_id}: {letter.reason}")
@@ -182,6 +185,17 @@ def history(registration_id: str) -> None:
     if not lines:
         raise click.ClickException(f"no history for {registration_id}")
     click.echo("\n".join(lines))
+
+
+@main.command()
+def check() -> None:
+    """Readiness: the store and the bus answer (compose's health check)."""
+
+    async def work(app: App) -> str:
+        backlog = await app.store.outbox_backlog()
+        return f"ok store={app.settings.store} bus={app.settings.bus} outbox_backlog={backlog}"
+
+    click.echo(_with_app(work))
 
 
 @main.group()

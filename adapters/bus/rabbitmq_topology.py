@@ -1,0 +1,118 @@
+"""RabbitMQ names and queue arguments for one logical queue, so declaring twice is a no-op.
+
+Every logical queue `q` is three quorum queues: `q` (bound to the topic exchange), `q.retry`
+(delayed redelivery: a per-message TTL, then dead-lettered back to `q` through the default
+exchange) and `q.dead` (bound to the dead-letter exchange with routing key `q`). Arguments are
+explicit, so RabbitMQ 3.10 (no default delivery limit) and 4.x (a default of 20) behave alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractRobustChannel, AbstractRobustExchange, ExchangeType
+
+AT_LEAST_ONCE = {"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}
+"""At-least-once dead-lettering from a quorum queue needs `reject-publish`; without it, it is at-most-once."""
+
+
+@dataclass(frozen=True)
+class Naming:
+    """Turns logical names into the broker's, with the prefix that isolates tests."""
+
+    prefix: str
+    exchange_name: str
+
+    @property
+    def exchange(self) -> str:
+        return f"{self.prefix}{self.exchange_name}"
+
+    @property
+    def dlx(self) -> str:
+        return f"{self.exchange}.dlx"
+
+    def queue(self, name: str) -> str:
+        return f"{self.prefix}{name}"
+
+    def retry(self, name: str) -> str:
+        return f"{self.queue(name)}.retry"
+
+    def dead(self, name: str) -> str:
+        return f"{self.queue(name)}.dead"
+
+
+@dataclass(frozen=True)
+class QueueArguments:
+    """The x-arguments of the three queues; the broker's delivery limit is only a safety net."""
+
+    naming: Naming
+    delivery_limit: int
+    max_length: int | None = None
+
+    def main(self, name: str) -> dict[str, Any]:
+        arguments: dict[str, Any] = {
+            "x-queue-type": "quorum",
+            "x-dead-letter-exchange": self.naming.dlx,
+            "x-dead-letter-routing-key": self.naming.queue(name),
+            **AT_LEAST_ONCE,
+            "x-delivery-limit": self.delivery_limit + 2,
+        }
+        if self.max_length is not None:
+            arguments["x-max-length"] = self.max_length
+        return arguments
+
+    def retry(self, name: str) -> dict[str, Any]:
+        return {
+            "x-queue-type": "quorum",
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": self.naming.queue(name),
+            **AT_LEAST_ONCE,
+        }
+
+    @staticmethod
+    def dead() -> dict[str, Any]:
+        return {"x-queue-type": "quorum"}
+
+
+async def declare_exchanges(
+    channel: AbstractRobustChannel, naming: Naming, *, robust: bool
+) -> dict[str, AbstractRobustExchange]:
+    """Both exchanges, durable; `robust` ones are re-declared by aio-pika after a reconnect."""
+    topic = await channel.declare_exchange(naming.exchange, ExchangeType.TOPIC, durable=True, robust=robust)
+    dlx = await channel.declare_exchange(naming.dlx, ExchangeType.DIRECT, durable=True, robust=robust)
+    return {naming.exchange: topic, naming.dlx: dlx}
+
+
+async def declare_all(
+    channel: AbstractRobustChannel, arguments: QueueArguments, name: str, bindings: tuple[str, ...]
+) -> None:
+    """The exchanges, the dead and retry queues, then the queue itself with its bindings."""
+    naming = arguments.naming
+    await declare_exchanges(channel, naming, robust=False)
+    dead = await channel.declare_queue(
+        naming.dead(name), durable=True, arguments=arguments.dead(), robust=False
+    )
+    await dead.bind(naming.dlx, naming.queue(name), robust=False)
+    await channel.declare_queue(
+        naming.retry(name), durable=True, arguments=arguments.retry(name), robust=False
+    )
+    await declare_main(channel, arguments, name, bindings, robust=False)
+
+
+async def declare_main(
+    channel: AbstractRobustChannel,
+    arguments: QueueArguments,
+    name: str,
+    bindings: tuple[str, ...],
+    *,
+    robust: bool,
+) -> aio_pika.abc.AbstractRobustQueue:
+    """The consumed queue and its bindings; a consumer declares it `robust` so aio-pika restores both."""
+    queue = await channel.declare_queue(
+        arguments.naming.queue(name), durable=True, arguments=arguments.main(name), robust=robust
+    )
+    for binding in bindings:
+        await queue.bind(arguments.naming.exchange, binding, robust=robust)
+    return queue

@@ -1,0 +1,286 @@
+"""The RabbitMQ bus against a real broker: connection loss, lost consumers, restarts, queue arguments.
+
+Each test has queues and exchanges of its own (a uuid prefix) and a named connection, so the
+broker-side interventions (`rabbitmqctl close_connection`) touch nothing but the test's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import shutil
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import aio_pika
+import pytest
+from yarl import URL
+
+from adapters.bus.rabbitmq import RabbitMqBus
+from orchestrator.errors import ConfigurationError, RetryableError, UnroutableError
+from orchestrator.ports import BusMessage, Delivery
+from tests.conftest import require
+from tests.contract.buses import RABBITMQ_URL, connect_rabbitmq, dead_letters, dispose, eventually
+
+pytestmark = pytest.mark.integration
+
+
+def named_url(name: str, **query: str) -> str:
+    """The broker URL with a connection name (to find it with rabbitmqctl) and aio-pika options."""
+    return str(URL(RABBITMQ_URL).update_query(name=name, **query))
+
+
+async def rabbitmqctl(*args: str) -> str:
+    if shutil.which("rabbitmqctl") is None:
+        require("rabbitmqctl", "not on PATH")
+    process = await asyncio.create_subprocess_exec(
+        "rabbitmqctl", "-q", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await process.communicate()
+    if process.returncode != 0:
+        require("rabbitmqctl", err.decode(errors="replace").strip()[:300])
+    return out.decode()
+
+
+async def close_connection_named(name: str) -> None:
+    """Close our connection from the server side, as a broker restart or an operator would."""
+    listing = await rabbitmqctl("list_connections", "pid", "client_properties", "--no-table-headers")
+    pids = [line.split("\t")[0] for line in listing.splitlines() if f'{{"connection_name","{name}"}}' in line]
+    assert pids, f"no connection named {name}"
+    for pid in pids:
+        await rabbitmqctl("close_connection", pid, "honnin test: server-side close")
+
+
+def message(key: str, mid: str) -> BusMessage:
+    return BusMessage(key, mid.encode(), mid, {"registration_id": "r1"})
+
+
+async def publish_as_the_relay_does(bus: RabbitMqBus, msg: BusMessage, failures: list[float]) -> float:
+    """Retry until the broker confirms (the outbox row stays unsent meanwhile); returns when it did."""
+    while True:
+        try:
+            await bus.publish(msg)
+            return time.monotonic()
+        except RetryableError:
+            failures.append(time.monotonic())
+            await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def bus() -> AsyncIterator[RabbitMqBus]:
+    opened = await connect_rabbitmq(delivery_limit=3, watchdog_interval=0.2)
+    yield opened
+    await dispose(opened)
+
+
+async def test_a_server_side_close_mid_stream_loses_nothing() -> None:
+    name = f"honnin-test-{uuid.uuid4().hex[:8]}"
+    bus = await connect_rabbitmq(named_url(name, reconnect_interval="0.5"), watchdog_interval=0.5)
+    try:
+        await bus.declare_queue("stream", ["stream.#"])
+        handled: set[str] = set()
+        deliveries: list[float] = []
+        redelivered = 0
+
+        async def handler(d: Delivery) -> None:
+            nonlocal redelivered
+            await asyncio.sleep(0.002)
+            deliveries.append(time.monotonic())
+            handled.add(d.message.message_id)
+            redelivered += d.attempt > 1
+
+        await bus.consume("stream", handler)
+        ids = [f"m{i:03d}" for i in range(500)]
+        failures: list[float] = []
+        published: list[float] = []
+        midway = asyncio.Event()
+
+        async def publisher() -> None:
+            for i, mid in enumerate(ids):
+                published.append(await publish_as_the_relay_does(bus, message("stream.x", mid), failures))
+                if i == 150:
+                    midway.set()
+                await asyncio.sleep(0.005)
+
+        publishing = asyncio.create_task(publisher())
+        await midway.wait()
+        await close_connection_named(name)
+        closed_at = time.monotonic()
+        await publishing
+        await eventually(lambda: handled == set(ids), timeout=60)
+        await bus.join(within=30)
+
+        assert bus.reconnects == 1, "the connection was not closed and re-opened: the test proved nothing"
+        assert len(published) == 500
+        assert published[-1] > closed_at  # the close landed mid-stream
+        outage = min(t for t in published if t > failures[0]) - failures[0] if failures else 0.0
+        pause = max(b - a for a, b in itertools.pairwise(deliveries))
+        print(  # the numbers the report quotes (pytest -s)
+            f"\n500 messages, {len(deliveries)} deliveries ({redelivered} redelivered), "
+            f"{len(failures)} failed publishes retried; publishing failed for {outage:.3f}s, "
+            f"the longest pause between deliveries {pause:.3f}s; "
+            f"watchdog restorations: {bus.watchdog.restored}"
+        )
+        assert outage < 15
+        assert await dead_letters(bus, "stream") == []
+    finally:
+        await dispose(bus)
+
+
+async def test_the_watchdog_restores_a_consumer_whose_channel_was_closed() -> None:
+    bus = await connect_rabbitmq(watchdog_interval=3600)  # rounds are driven by hand below
+    try:
+        await bus.declare_queue("q", ["k"])
+        handled: list[str] = []
+
+        async def record(d: Delivery) -> None:
+            handled.append(d.message.message_id)
+
+        await bus.consume("q", record)
+        await bus.publish(message("k", "before"))
+        await eventually(lambda: handled == ["before"])
+
+        [consumer] = bus.consumers
+        assert consumer.channel is not None
+        await consumer.channel.close()  # aio-pika never restores a channel closed on the client side
+        await bus.publish(message("k", "while-gone"))
+        await asyncio.sleep(1.0)
+        assert handled == ["before"]
+        assert await bus.depth("q") == 1  # the consumer did not come back by itself
+
+        assert await bus.watchdog.check() == 0  # one miss: maybe aio-pika is restoring it right now
+        assert await bus.watchdog.check() == 1
+        assert bus.watchdog.restored == 1
+        await eventually(lambda: handled == ["before", "while-gone"])
+        await bus.publish(message("k", "after"))
+        await eventually(lambda: handled == ["before", "while-gone", "after"])
+        assert await consumer.alive()
+    finally:
+        await dispose(bus)
+
+
+async def test_messages_flow_again_after_the_queue_is_deleted_under_the_consumer(bus: RabbitMqBus) -> None:
+    """The broker cancels the consumer (basic.cancel); aio-pika or the watchdog brings it back."""
+    await bus.declare_queue("q", ["k"])
+    handled: list[str] = []
+
+    async def record(d: Delivery) -> None:
+        handled.append(d.message.message_id)
+
+    await bus.consume("q", record)
+    connection = await aio_pika.connect(RABBITMQ_URL)
+    async with connection:
+        channel = await connection.channel()
+        await channel.queue_delete(bus.consumers[0].queue_name)
+    await publish_as_the_relay_does(bus, message("k", "after-delete"), [])
+    await eventually(lambda: handled == ["after-delete"], timeout=20)
+    assert await bus.consumers[0].alive()
+
+
+async def test_messages_survive_a_bus_restart() -> None:
+    first = await connect_rabbitmq()
+    prefix = first.queue_prefix
+    await first.declare_queue("q", ["k"])
+    ids = [f"m{i}" for i in range(100)]
+    for mid in ids:
+        await first.publish(message("k", mid))
+    await first.close()
+
+    second = await connect_rabbitmq(queue_prefix=prefix)
+    try:
+        await second.declare_queue("q", ["k"])  # the same declaration again: a no-op
+        assert await second.depth("q") == 100
+        handled: list[BusMessage] = []
+
+        async def record(d: Delivery) -> None:
+            handled.append(d.message)
+
+        await second.consume("q", record)
+        await eventually(lambda: len(handled) >= 100)
+        assert sorted(m.message_id for m in handled) == sorted(ids)
+        assert handled[0] == message("k", handled[0].message_id)
+    finally:
+        await dispose(second)
+
+
+async def test_the_queues_carry_the_declared_arguments(bus: RabbitMqBus) -> None:
+    await bus.declare_queue("q", ["k"])
+    await bus.declare_queue("q", ["k"])  # idempotent
+    listing = json.loads(
+        await rabbitmqctl("list_queues", "name", "type", "durable", "arguments", "--formatter", "json")
+    )
+    prefix = bus.queue_prefix
+    queues = {q["name"].removeprefix(prefix): q for q in listing if q["name"].startswith(prefix)}
+    assert set(queues) == {"q", "q.retry", "q.dead"}
+    assert all(q["type"] == "quorum" and q["durable"] for q in queues.values())
+    args = {name: {a[0]: a[2] for a in q["arguments"]} for name, q in queues.items()}
+    assert args["q"] == {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": 3 + 2,  # connect_rabbitmq's delivery limit plus the safety margin
+        "x-dead-letter-exchange": f"{prefix}honnin.dlx",
+        "x-dead-letter-routing-key": f"{prefix}q",
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+    }
+    assert args["q.retry"] == {
+        "x-queue-type": "quorum",
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": f"{prefix}q",
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+    }
+    assert args["q.dead"] == {"x-queue-type": "quorum"}
+
+
+async def test_a_different_delivery_limit_is_refused_not_ignored(bus: RabbitMqBus) -> None:
+    await bus.declare_queue("q", ["k"])
+    other = await connect_rabbitmq(queue_prefix=bus.queue_prefix, delivery_limit=9)
+    try:
+        with pytest.raises(ConfigurationError, match="x-delivery-limit"):
+            await other.declare_queue("q", ["k"])
+    finally:
+        await other.close()
+
+
+async def test_the_broker_dead_letters_past_its_delivery_limit(bus: RabbitMqBus) -> None:
+    """The safety net: a consumer that keeps putting a message back (here a raw one that nacks)."""
+    await bus.declare_queue("q", ["k"])
+    await bus.publish(message("k", "stuck"))
+    deliveries = 0
+    connection = await aio_pika.connect(RABBITMQ_URL)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.get_queue(f"{bus.queue_prefix}q", ensure=False)
+
+        async def nack(incoming: aio_pika.abc.AbstractIncomingMessage) -> None:
+            nonlocal deliveries
+            deliveries += 1
+            await incoming.nack(requeue=True)
+
+        await queue.consume(nack)
+        await eventually(lambda: _any_dead(bus), timeout=20)
+    [letter] = await dead_letters(bus, "q")
+    assert letter.message.message_id == "stuck"
+    assert letter.reason == "broker: delivery_limit"
+    assert deliveries == 3 + 2 + 1  # x-delivery-limit redeliveries after the first
+
+
+async def _any_dead(bus: RabbitMqBus) -> bool:
+    return bool(await dead_letters(bus, "q"))
+
+
+async def test_a_return_is_reported_by_the_publish_it_belongs_to(bus: RabbitMqBus) -> None:
+    """aiormq finds a returned message's publish by message id; two publishes of one id at once
+    must not swap outcomes (a lost message reported as sent)."""
+    await bus.declare_queue("q", ["k"])
+    for _ in range(20):
+        outcomes = await asyncio.gather(
+            bus.publish(message("nowhere", "same-id")),
+            bus.publish(message("k", "same-id")),
+            return_exceptions=True,
+        )
+        assert isinstance(outcomes[0], UnroutableError)
+        assert outcomes[1] is None
+    assert await bus.depth("q") == 20
