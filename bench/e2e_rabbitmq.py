@@ -1,0 +1,155 @@
+"""Registrations per second end to end over RabbitMQ, beside the bare aio-pika floor.
+
+End to end: N registrations driven by the card emulator (real RSA signatures with a dev CA card)
+through W `honnin run` worker processes sharing one SQLite file, each worker also verifying
+(pyhanko path validation against a CRL), until the facility has heard `registration.activated`
+for every one. Each registration moves 10 messages over the broker (6 steps in, 4 events out).
+
+Floor: the same number of messages published with confirms and consumed with acks by bare
+aio-pika on one connection, no Honnin code at all.
+
+    .venv/bin/python bench/e2e_rabbitmq.py [--n 1000] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import aio_pika
+
+from adapters.bus.rabbitmq import RabbitMqBus
+from adapters.ca_revocation.devca import DevCA, Person
+from adapters.clock import SystemClock
+from honnin.emulator import CardEmulator
+from orchestrator.topology import QUEUES
+
+URL = os.environ.get("HONNIN_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
+MESSAGES_PER_REGISTRATION = 10
+
+
+async def floor(messages: int, window: int) -> float:
+    """Messages per second through bare aio-pika: confirmed publishes (`window` awaiting their
+    confirms at once; 1 is what Honnin's relay does), acked consumption, one connection."""
+    connection = await aio_pika.connect_robust(URL)
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        await channel.set_qos(prefetch_count=32)
+        queue = await channel.declare_queue(
+            f"bench.floor.{uuid.uuid4().hex[:8]}", arguments={"x-queue-type": "quorum"}, durable=True
+        )
+        done = asyncio.Event()
+        seen = 0
+
+        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            nonlocal seen
+            await message.ack()
+            seen += 1
+            if seen == messages:
+                done.set()
+
+        await queue.consume(on_message)
+        body = b"x" * 600  # about an envelope's size
+        started = time.perf_counter()
+        for first in range(0, messages, window):
+            await asyncio.gather(
+                *(
+                    channel.default_exchange.publish(
+                        aio_pika.Message(
+                            body, message_id=str(i), delivery_mode=aio_pika.DeliveryMode.PERSISTENT
+                        ),
+                        routing_key=queue.name,
+                    )
+                    for i in range(first, min(first + window, messages))
+                )
+            )
+        await done.wait()
+        elapsed = time.perf_counter() - started
+        await queue.delete(if_unused=False, if_empty=False)
+        return messages / elapsed
+    finally:
+        await connection.close()
+
+
+def start_worker(tmp: Path, prefix: str, n: int) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HONNIN_")}
+    env |= {
+        "HONNIN_DATA_DIR": str(tmp / "data"),
+        "HONNIN_DATA_KEY": base64.b64encode(bytes(range(32))).decode(),
+        "HONNIN_BUS": "rabbitmq",
+        "HONNIN_RABBITMQ_URL": URL,
+        "HONNIN_RABBITMQ_QUEUE_PREFIX": prefix,
+        "HONNIN_TRUST_ANCHOR_FILES": str(tmp / "ca" / "root.pem"),
+        "HONNIN_CRL_FILES": str(tmp / "ca" / "crl.der"),
+        "HONNIN_WORKER_ID": f"bench-{n}",
+        "HONNIN_LOG_LEVEL": "WARNING",
+        "HONNIN_RELAY_IDLE_SECONDS": "0.05",
+    }
+    return subprocess.Popen([sys.executable, "-m", "honnin.cli", "run"], cwd=ROOT, env=env)
+
+
+async def end_to_end(n: int, workers: int, tmp: Path) -> float:
+    prefix = f"bench{uuid.uuid4().hex[:6]}."
+    now = datetime.now(UTC)
+    ca = DevCA.create(now=now - timedelta(days=1))
+    ca.save(tmp / "ca")
+    (tmp / "ca" / "crl.der").write_bytes(ca.crl(this_update=now - timedelta(minutes=1)))
+    card = ca.issue(Person(), now=now)
+    bus = await RabbitMqBus.connect(URL, queue_prefix=prefix)
+    processes = [start_worker(tmp, prefix, i) for i in range(workers)]
+    try:
+        for queue, bindings in QUEUES.items():
+            await bus.declare_queue(queue, bindings)
+        emulator = CardEmulator(bus, card, Person(), SystemClock())
+        await emulator.listen()
+        await asyncio.sleep(2)  # let the workers connect: their start-up is not what is measured
+        started = time.perf_counter()
+        for i in range(n):
+            await emulator.register(f"reg-bench-{i:06d}")
+        missing = await emulator.wait_activated(within=600)
+        elapsed = time.perf_counter() - started
+        assert not missing, f"{len(missing)} registrations not activated"
+        return n / elapsed
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            process.wait(timeout=60)
+        await bus.delete_topology()
+        await bus.close()
+
+
+async def main(n: int, workers: int) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        e2e = await end_to_end(n, workers, Path(directory))
+    print(f"end to end, {workers} workers: {e2e:8.1f} registrations/s ({n} registrations)")
+    for window in (1, 256):
+        bare = await floor(n * MESSAGES_PER_REGISTRATION, window) / MESSAGES_PER_REGISTRATION
+        print(f"bare aio-pika, {window:3d} confirms in flight: {bare:8.1f} registrations/s", end="")
+        print(f"; ratio {bare / e2e:.1f}x")
+
+
+if __name__ == "__main__":
+    import logging
+
+    import structlog
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    asyncio.run(main(args.n, args.workers))
