@@ -97,6 +97,7 @@ def start_worker(tmp: Path, prefix: str, n: int) -> subprocess.Popen[bytes]:
         "HONNIN_WORKER_ID": f"bench-{n}",
         "HONNIN_LOG_LEVEL": "WARNING",
         "HONNIN_RELAY_IDLE_SECONDS": "0.05",
+        "HONNIN_HTTP_ENABLED": "false",  # the events come over the broker here
     }
     return subprocess.Popen([sys.executable, "-m", "honnin.cli", "run"], cwd=ROOT, env=env)
 

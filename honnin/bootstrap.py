@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from adapters.bus.inprocess import InProcessBus
 from adapters.ca_revocation.revocation import RevocationSource
 from adapters.ca_revocation.worker import Verifier
+from adapters.card_bridge.links import Links, link_key
 from adapters.clock import SystemClock
 from adapters.store.codec import Sealer, decode_key, new_key
 from honnin import verification
@@ -32,6 +34,7 @@ class App:
     runtime: Runtime
     verifier: Verifier
     revocation: RevocationSource | None
+    links: Links
 
     async def close(self) -> None:
         await self.runtime.stop()
@@ -60,8 +63,8 @@ def _write_private(path: Path, text: str) -> None:
         handle.write(text + "\n")
 
 
-async def open_store(settings: Settings) -> Store:
-    sealer = Sealer(data_key(settings))
+async def open_store(settings: Settings, key: bytes) -> Store:
+    sealer = Sealer(key)
     if settings.store == "mongodb":
         from adapters.store.mongodb import MongoStore
 
@@ -91,15 +94,19 @@ async def make_bus(settings: Settings) -> Bus:
 
 async def bootstrap(settings: Settings, *, clock: Clock | None = None, bus: Bus | None = None) -> App:
     clock = clock or SystemClock()
-    store = await open_store(settings)
+    key = data_key(settings)
+    store = await open_store(settings, key)
     try:
-        return _wire(settings, store, bus or await make_bus(settings), clock)
+        links = Links(
+            link_key(key), settings.public_url, clock, ttl=timedelta(seconds=settings.link_ttl_seconds)
+        )
+        return _wire(settings, store, bus or await make_bus(settings), clock, links)
     except BaseException:
         await store.close()  # a half-wired worker must still exit: the store's thread would not
         raise
 
 
-def _wire(settings: Settings, store: Store, bus: Bus, clock: Clock) -> App:
+def _wire(settings: Settings, store: Store, bus: Bus, clock: Clock, links: Links) -> App:
     orchestrator = Orchestrator(store, clock, settings.profiles())
     relay = OutboxRelay(
         store, bus, clock, worker=settings.worker_id, idle_seconds=settings.relay_idle_seconds
@@ -115,4 +122,4 @@ def _wire(settings: Settings, store: Store, bus: Bus, clock: Clock) -> App:
     verifier = Verifier(store, bus, verification.pipeline(settings, revocation), clock)
     consumers = {VERIFIER_QUEUE: verifier.on_delivery} if settings.verifier_enabled else {}
     runtime = Runtime(orchestrator, bus, relay, sweeper, consumers=consumers)
-    return App(settings, store, bus, clock, orchestrator, runtime, verifier, revocation)
+    return App(settings, store, bus, clock, orchestrator, runtime, verifier, revocation, links)

@@ -72,7 +72,16 @@ def run(events_file: Path | None, until_idle: bool) -> None:
             _summarise(fed, app)
             await _print_states(app, fed)
             return
-        await app.runtime.wait(stop)
+        if not app.settings.http_enabled:
+            await app.runtime.wait(stop)
+            return
+        from adapters.http.common import serve
+        from honnin.http import build_http
+
+        settings = app.settings
+        async with serve(build_http(app), settings.http_host, settings.http_port) as server:
+            logs.get("honnin.http").info("http.listening", url=server.url, public_url=settings.public_url)
+            await app.runtime.wait(stop)
 
     _with_app(work)
 
@@ -185,6 +194,15 @@ def history(registration_id: str) -> None:
     if not lines:
         raise click.ClickException(f"no history for {registration_id}")
     click.echo("\n".join(lines))
+
+
+@main.command()
+def demo() -> None:
+    """Play the seed manual's flow and its failures over HTTP with a development CA's cards."""
+    from honnin.demo import run_demo
+
+    logs.configure("ERROR", "console")
+    asyncio.run(run_demo(click.echo))
 
 
 @main.command()

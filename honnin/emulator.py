@@ -15,11 +15,12 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from adapters.ca_revocation.devca import Card, Person
 from orchestrator.identity import CARD_SEX_TO_CERT
 from orchestrator.ports import Bus, BusMessage, Clock, Delivery
-from orchestrator.topology import CARD_BRIDGE_QUEUE, FACILITY_QUEUE
+from orchestrator.topology import FACILITY_QUEUE
 from schemas.events import new_event_id
 
 CERT_SEX_TO_CARD = {cert: card for card, cert in CARD_SEX_TO_CERT.items()}
@@ -61,8 +62,7 @@ class CardEmulator:
         self.expected: set[str] = set()
 
     async def listen(self) -> None:
-        """Take the card bridge's and the facility's queues (no worker consumes those)."""
-        await self._bus.consume(CARD_BRIDGE_QUEUE, self._on_challenge)
+        """Take the facility's queue (no worker consumes it): it hears every challenge issued too."""
         await self._bus.consume(FACILITY_QUEUE, self._on_facility)
 
     async def register(self, registration_id: str) -> None:
@@ -95,8 +95,7 @@ class CardEmulator:
     def missing(self) -> set[str]:
         return {r for r in self.expected if not self.heard.count(r, "registration.activated")}
 
-    async def _on_challenge(self, delivery: Delivery) -> None:
-        event = json.loads(delivery.message.body)
+    async def _on_challenge(self, event: dict[str, Any]) -> None:
         challenge = base64.b64decode(event["payload"]["challenge"])
         payload = {
             "certificate": base64.b64encode(self._card.der).decode(),
@@ -108,6 +107,9 @@ class CardEmulator:
     async def _on_facility(self, delivery: Delivery) -> None:
         event = json.loads(delivery.message.body)
         registration_id, kind = event["registration_id"], event["type"]
+        if kind == "registration.challenge_issued":
+            await self._on_challenge(event)
+            return
         first = not self.heard.count(registration_id, kind)
         self.heard.events[registration_id][kind].add(event["event_id"])
         if kind == "registration.signature_verified" and first:

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field, PositiveFloat, PositiveInt, SecretStr
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from orchestrator.errors import ConfigurationError
 from orchestrator.model import Profile
 
 
@@ -54,6 +55,16 @@ class Settings(BaseSettings):
     relay_idle_seconds: PositiveFloat = 0.5
     worker_id: str = Field(default_factory=_default_worker_id)
     verifier_enabled: bool = Field(True, description="this worker also serves the verifier queue")
+    http_enabled: bool = Field(True, description="this worker serves the facility API and the card bridge")
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(8080, ge=0, le=65535)
+    public_url: str = Field(
+        "http://127.0.0.1:8080", description="where phones reach the card bridge (links, QR)"
+    )
+    facility_tokens: SecretStr | None = Field(
+        None, description="comma-separated facility-id:token pairs; each facility calls with its bearer token"
+    )
+    link_ttl_seconds: PositiveInt = 600
     trust_anchor_files: PathList = Field(
         default_factory=list, description="PEM/DER roots; default: the real JPKI signing roots shipped"
     )
@@ -71,6 +82,21 @@ class Settings(BaseSettings):
     @property
     def sqlite_file(self) -> Path:
         return self.sqlite_path or self.data_dir / "honnin.db"
+
+    def facilities(self) -> dict[str, str]:
+        """Bearer token → facility id, from `id:token,id:token`."""
+        if self.facility_tokens is None:
+            return {}
+        pairs = [item.strip() for item in self.facility_tokens.get_secret_value().split(",") if item.strip()]
+        facilities = {}
+        for pair in pairs:
+            facility, _, token = pair.partition(":")
+            if not facility or len(token) < 16:
+                raise ConfigurationError(
+                    "HONNIN_FACILITY_TOKENS holds facility-id:token pairs, tokens of 16+ characters"
+                )
+            facilities[token] = facility
+        return facilities
 
     @property
     def retention(self) -> timedelta:

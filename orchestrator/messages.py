@@ -14,6 +14,10 @@ CODE_REVOKED = "23"
 CODE_IDENTITY_MISMATCH = "identity_mismatch"
 
 VERIFICATION_PENDING = "マイナンバーカードの確認が完了していません。しばらくしてから再度お試しください。"
+CARD_NOT_READ_YET = (
+    "マイナンバーカードの読み取りが完了していません。"
+    "アプリで読み取りを行い、「情報を反映する」を押してから「マイナンバーカードの確認へ」を押してください。"
+)
 SIGNATURE_NOT_SUBMITTED = "マイナンバーカードの確認が完了していません。アプリで署名を行ってください。"
 
 

@@ -17,16 +17,15 @@ from schemas.events import (
 
 ORCHESTRATOR_QUEUE = "honnin.orchestrator"
 VERIFIER_QUEUE = "honnin.verifier"
-CARD_BRIDGE_QUEUE = "honnin.card-bridge"
 FACILITY_QUEUE = "honnin.facility"
 
 QUEUES: dict[str, tuple[str, ...]] = {
     ORCHESTRATOR_QUEUE: tuple(sorted(INBOUND_TYPES)),
     VERIFIER_QUEUE: (event_type(VerificationRequested),),
-    CARD_BRIDGE_QUEUE: (event_type(ChallengeIssued),),
     FACILITY_QUEUE: tuple(
         event_type(c)
         for c in (
+            ChallengeIssued,
             RegistrationActivated,
             SignatureVerified,
             VerificationFailed,
@@ -36,4 +35,5 @@ QUEUES: dict[str, tuple[str, ...]] = {
         )
     ),
 }
-"""Every outbound event has a queue, so a mandatory publish of it is never returned."""
+"""Every outbound event has a queue, so a mandatory publish of it is never returned. The phone
+app reads its challenge from the card bridge's HTTP API; the facility hears that one was issued."""

@@ -246,9 +246,9 @@ def _loc(err: Any) -> str:
     return mask_individual_numbers(".".join(parts))
 
 
-def _explain(exc: ValidationError) -> EnvelopeError:
-    """Pydantic quotes some input (unknown field names, union tags): those get our own words."""
-    details = [
+def error_details(exc: ValidationError) -> list[dict[str, Any]]:
+    """Where and why, in words that never quote the input (it may be personal)."""
+    return [
         {
             "loc": _loc(err),
             "type": err["type"],
@@ -256,6 +256,11 @@ def _explain(exc: ValidationError) -> EnvelopeError:
         }
         for err in exc.errors(include_input=False, include_url=False, include_context=False)
     ]
+
+
+def _explain(exc: ValidationError) -> EnvelopeError:
+    """Pydantic quotes some input (unknown field names, union tags): those get our own words."""
+    details = error_details(exc)
     summary = "; ".join(f"{d['loc'] or '(envelope)'}: {d['msg']}" for d in details[:5])
     return EnvelopeError(f"invalid event: {summary}", details)
 

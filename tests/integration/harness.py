@@ -11,11 +11,11 @@ from adapters.clock import FakeClock
 from honnin.bootstrap import App, bootstrap
 from honnin.settings import Settings
 from orchestrator.ports import BusMessage
-from orchestrator.topology import CARD_BRIDGE_QUEUE, FACILITY_QUEUE, VERIFIER_QUEUE
+from orchestrator.topology import FACILITY_QUEUE, VERIFIER_QUEUE
 from schemas.events import Envelope
 
 KEY = base64.b64encode(bytes(range(32))).decode()
-OUTBOUND_QUEUES = (VERIFIER_QUEUE, CARD_BRIDGE_QUEUE, FACILITY_QUEUE)
+OUTBOUND_QUEUES = (VERIFIER_QUEUE, FACILITY_QUEUE)
 
 
 def settings(data_dir: Path, **changes: object) -> Settings:

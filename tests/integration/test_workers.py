@@ -55,6 +55,7 @@ def worker(tmp_path: Path, prefix: str, ca_dir: Path, n: int) -> tuple[subproces
         "HONNIN_CRL_FILES": str(ca_dir / "crl.der"),
         "HONNIN_WORKER_ID": f"worker-{n}",
         "HONNIN_RELAY_IDLE_SECONDS": "0.05",
+        "HONNIN_HTTP_ENABLED": "false",  # the events come over the broker here
     }
     log = tmp_path / f"worker-{n}.log"
     with log.open("wb") as sink:

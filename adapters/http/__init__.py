@@ -1,0 +1,1 @@
+"""What both HTTP adapters share: JSON bodies within limits, one error shape, the server."""

@@ -1,0 +1,142 @@
+"""One error shape for every HTTP answer, bodies read within limits, Honnin errors as statuses.
+
+Every error body is `{"code": <machine code>, "message": <text shown as is>, "details": [...]}`;
+the seed's messages travel in `message` verbatim. Nothing a caller sent is echoed back.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import structlog
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from orchestrator.errors import (
+    CardInfoNotReadError,
+    HonninError,
+    NotFoundError,
+    PermanentError,
+    RetryableError,
+    failure_reason,
+)
+from schemas.events import error_details
+
+log = structlog.get_logger("honnin.http")
+
+MAX_BODY = 64 * 1024  # a certificate and a signature fit many times over
+Model = TypeVar("Model", bound=BaseModel)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class HttpError(Exception):
+    """Raised by handlers for an answer that is not 2xx."""
+
+    def __init__(
+        self, status: int, code: str, message: str, details: list[dict[str, Any]] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details or []
+
+
+def error_response(
+    status: int, code: str, message: str, details: list[dict[str, Any]] | None = None
+) -> web.Response:
+    body = {"code": code, "message": message, "details": details or []}
+    return web.json_response(body, status=status, dumps=_dumps)
+
+
+def ok(body: BaseModel | dict[str, Any], status: int = 200) -> web.Response:
+    data = body.model_dump(mode="json") if isinstance(body, BaseModel) else body
+    return web.json_response(data, status=status, dumps=_dumps)
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False)
+
+
+async def read_json(request: web.Request, model: type[Model]) -> Model:
+    """The body as `model`: 415 if it is not JSON, 413 if too large, 400 if malformed, 422 if wrong."""
+    if request.content_type != "application/json":
+        raise HttpError(415, "unsupported_media_type", "the body must be application/json")
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise HttpError(413, "body_too_large", f"the body is larger than {MAX_BODY} bytes")
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise HttpError(413, "body_too_large", f"the body is larger than {MAX_BODY} bytes") from exc
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise HttpError(400, "malformed_json", "the body is not valid JSON") from exc
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        details = error_details(exc)
+        summary = "; ".join(f"{d['loc']}: {d['msg']}" for d in details[:5])
+        raise HttpError(422, "invalid_body", f"invalid body: {summary}", details) from None
+
+
+def status_of(exc: HonninError) -> int:
+    if isinstance(exc, NotFoundError):
+        return 404
+    if isinstance(exc, CardInfoNotReadError):
+        return 409
+    if isinstance(exc, RetryableError):
+        return 503
+    if isinstance(exc, PermanentError):
+        return 409
+    return 500
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure in the one error shape; unexpected ones logged by type, answered 500."""
+    try:
+        return await handler(request)
+    except HttpError as exc:
+        return error_response(exc.status, exc.code, exc.message, exc.details)
+    except HonninError as exc:
+        return error_response(status_of(exc), exc.code, exc.message)
+    except web.HTTPException as exc:  # aiohttp's own: 404 for unknown paths, 405, 413
+        if exc.status == 413:
+            return error_response(413, "body_too_large", f"the body is larger than {MAX_BODY} bytes")
+        return error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
+    except Exception as exc:
+        log.error("http.unexpected_error", path=request.path, error=failure_reason(exc))
+        return error_response(500, "internal_error", "the request could not be handled")
+
+
+def application() -> web.Application:
+    """An aiohttp application with the body limit and the error middleware."""
+    return web.Application(client_max_size=MAX_BODY, middlewares=[errors_middleware])
+
+
+@dataclass
+class Server:
+    url: str
+    runner: web.AppRunner
+
+
+@asynccontextmanager
+async def serve(app: web.Application, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[Server]:
+    """Run `app` until the block ends; port 0 takes a free one (tests)."""
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    bound = port
+    for address in runner.addresses:  # the port the system chose when asked for 0
+        bound = int(address[1])
+        break
+    try:
+        yield Server(f"http://{host}:{bound}", runner)
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,293 @@
+"""The facility web API: the reservation system's page drives a registration through seed 000's steps.
+
+Every route sits under `/v1` and needs the facility's bearer token (401 `unauthorized`). A
+registration of another facility is answered 404 like one that does not exist, so ids cannot be
+probed. Steps become events for `Orchestrator.handle`; a refusal is answered 409 with the
+orchestrator's code and the seed's message verbatim. A retried start with the same `request_id`,
+or a retried step with the same `Idempotency-Key` header, is the same event and gets the first
+answer again.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from adapters.card_bridge.links import Links
+from adapters.http.common import Handler, HttpError, ok, read_json
+from adapters.web.auth import (
+    FacilityTokens,
+    Unauthorized,
+    event_id_for,
+    idempotency_key,
+    start_event_id,
+    start_registration_id,
+    unauthorized_response,
+)
+from adapters.web.wire import link_of, read_optional_body, state_of, status_of
+from orchestrator import messages
+from orchestrator.errors import NotFoundError, RetryLaterError
+from orchestrator.model import Registration, State
+from orchestrator.ports import Clock
+from orchestrator.service import HandleResult, Orchestrator
+from schemas.api_web import (
+    CancelRequest,
+    CancelResponse,
+    CompleteResponse,
+    ConfirmRequest,
+    ReflectResponse,
+    SignLinkResponse,
+    StartRegistrationRequest,
+    StartRegistrationResponse,
+)
+from schemas.events import (
+    Envelope,
+    RegistrationCancelRequested,
+    RegistrationCompleteRequested,
+    RegistrationConfirmed,
+    RegistrationStarted,
+)
+from schemas.payloads import CancelRequestedPayload, RegistrationConfirmedPayload, RegistrationStartedPayload
+from schemas.privacy import contains_individual_number
+
+log = structlog.get_logger("honnin.web")
+
+FacilityHandler = Callable[[web.Request, str], Awaitable[web.Response]]
+ONE = "/v1/registrations/{registration_id}"
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{7,63}$")
+
+
+def add_web_routes(
+    app: web.Application,
+    *,
+    orchestrator: Orchestrator,
+    links: Links,
+    clock: Clock,
+    facilities: Mapping[str, str],
+) -> None:
+    """Mount the facility API on `app` (the worker's HTTP application, or a test's)."""
+    api = WebApi(orchestrator, links, clock)
+    guard = partial(_authenticated, FacilityTokens(facilities))
+    app.router.add_post("/v1/registrations", guard(api.start), name="web.start")
+    app.router.add_get(ONE, guard(api.status), name="web.status")
+    app.router.add_delete(ONE, guard(api.cancel), name="web.cancel")
+    app.router.add_post(ONE + "/reflect", guard(api.reflect), name="web.reflect")
+    app.router.add_post(ONE + "/confirm", guard(api.confirm), name="web.confirm")
+    app.router.add_post(ONE + "/sign-link", guard(api.sign_link), name="web.sign_link")
+    app.router.add_post(ONE + "/complete", guard(api.complete), name="web.complete")
+
+
+def _authenticated(tokens: FacilityTokens, handler: FacilityHandler) -> Handler:
+    """Every route learns its facility from the token first; answers are never cached."""
+
+    async def route(request: web.Request) -> web.StreamResponse:
+        try:
+            facility = tokens.facility_of(request)
+        except Unauthorized:
+            return unauthorized_response()
+        response = await handler(request, facility)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    return route
+
+
+def _not_found() -> HttpError:
+    """The same answer for a missing registration and another facility's: nothing to probe."""
+    return HttpError(404, "not_found", "no such registration")
+
+
+class WebApi:
+    """The handlers; they hold no state of their own, the store carries it all."""
+
+    def __init__(self, orchestrator: Orchestrator, links: Links, clock: Clock) -> None:
+        self._orchestrator = orchestrator
+        self._links = links
+        self._clock = clock
+
+    async def start(self, request: web.Request, facility: str) -> web.Response:
+        """必要事項を入力 + 【アプリを起動する】: `registration.started`, and the app's card-read link."""
+        body = await read_json(request, StartRegistrationRequest)
+        rid = start_registration_id(facility, body.request_id, body.registration_id)
+        event = RegistrationStarted(
+            type="registration.started",
+            payload=RegistrationStartedPayload(facility_id=facility, applicant=body.applicant),
+            **self._envelope(rid, start_event_id(facility, body.request_id, body.registration_id)),
+        )
+        registration = await self._started(event, facility)
+        answer = StartRegistrationResponse(
+            registration_id=rid,
+            state=state_of(registration.state),
+            expires_at=registration.expires_at,
+            card_read_link=link_of(self._links.issue(rid, "card_read")),
+        )
+        return ok(answer, status=201)
+
+    async def status(self, request: web.Request, facility: str) -> web.Response:
+        """The page polls this: state, deadline and the verification's outcome in the seed's words."""
+        return ok(status_of(await self._owned(request, facility)))
+
+    async def reflect(self, request: web.Request, facility: str) -> web.Response:
+        """【情報を反映する】: the card's facts fill the form, or the seed's error before the read."""
+        registration = await self._owned(request, facility)
+        if registration.terminal:
+            raise HttpError(409, "registration_ended", f"the registration is {registration.state.value}")
+        card = await self._orchestrator.reflect_card_info(registration.id)
+        return ok(ReflectResponse(card=card, message=messages.CARD_INFO_REFLECTED))
+
+    async def confirm(self, request: web.Request, facility: str) -> web.Response:
+        """【マイナンバーカードの確認へ】: `registration.confirmed`, and the app's link to sign with."""
+        registration = await self._owned(request, facility)
+        body = await read_json(request, ConfirmRequest)
+        payload = RegistrationConfirmedPayload(
+            notice_acknowledged=body.notice_acknowledged, phone=body.phone, email=body.email
+        )
+        event = RegistrationConfirmed(
+            type="registration.confirmed",
+            payload=payload,
+            **self._envelope(registration.id, self._step_id(request, facility, "confirm", registration)),
+        )
+        await self._submit(event, too_early=messages.CARD_NOT_READ_YET)
+        return ok(self._sign_answer(await self._load(registration.id)))
+
+    async def sign_link(self, request: web.Request, facility: str) -> web.Response:
+        """A fresh link for the current challenge: after a failure the person signs again."""
+        registration = await self._owned(request, facility)
+        verification = registration.verification
+        if registration.state is not State.CONFIRMED or registration.challenge is None:
+            state = registration.state.value
+            raise HttpError(
+                409, "not_signable", f"there is nothing to sign while the registration is {state}"
+            )
+        if verification is not None and verification.in_progress:
+            raise HttpError(409, "verification_in_progress", messages.VERIFICATION_PENDING)
+        return ok(self._sign_answer(registration))
+
+    async def complete(self, request: web.Request, facility: str) -> web.Response:
+        """【完了する】: activated, or the seed's error for the last verification outcome."""
+        registration = await self._owned(request, facility)
+        event = RegistrationCompleteRequested(
+            type="registration.complete_requested",
+            **self._envelope(registration.id, self._step_id(request, facility, "complete", registration)),
+        )
+        await self._submit(event, too_early=messages.SIGNATURE_NOT_SUBMITTED)
+        activated = await self._load(registration.id)
+        if activated.activated_at is None:  # only an applied complete gets here: it activated
+            raise HttpError(409, "not_activated", f"the registration is {activated.state.value}")
+        answer = CompleteResponse(
+            registration_id=activated.id, state="activated", activated_at=activated.activated_at
+        )
+        return ok(answer)
+
+    async def cancel(self, request: web.Request, facility: str) -> web.Response:
+        """The person gave up, or the facility withdraws the registration: `cancelled`, for good."""
+        registration = await self._owned(request, facility)
+        body = await read_optional_body(request, CancelRequest)
+        event = RegistrationCancelRequested(
+            type="registration.cancel_requested",
+            payload=CancelRequestedPayload(reason=body.reason),
+            **self._envelope(registration.id, self._step_id(request, facility, "cancel", registration)),
+        )
+        await self._submit(event, too_early="")  # cancel is accepted in every open state
+        return ok(CancelResponse(registration_id=registration.id, state="cancelled"), status=202)
+
+    def _envelope(self, registration_id: str, event_id: uuid.UUID) -> dict[str, Any]:
+        """The envelope fields every step from the web shares."""
+        return {
+            "event_id": event_id,
+            "registration_id": registration_id,
+            "occurred_at": self._clock.now(),
+            "source": "web",
+        }
+
+    @staticmethod
+    def _step_id(request: web.Request, facility: str, route: str, registration: Registration) -> uuid.UUID:
+        """The event id of a step: derived from the Idempotency-Key header when there is one."""
+        return event_id_for(facility, route, registration.id, idempotency_key(request))
+
+    async def _started(self, event: RegistrationStarted, facility: str) -> Registration:
+        """The registration this start created, or the one an earlier try of it created."""
+        existing = await self._find(event.registration_id)
+        if existing is None:
+            result = await self._orchestrator.handle(event)
+            if result.status == "applied":
+                return await self._load(event.registration_id)
+            existing = await self._find(event.registration_id)
+            if existing is None:  # a duplicate with nothing here: the id was spent on another one
+                raise HttpError(409, "request_id_reused", "this request_id started another registration")
+        if existing.facility_id == facility and await self._seen(event):
+            return existing
+        raise HttpError(
+            409, "registration_id_taken", "this registration_id is taken: choose another, or omit it"
+        )
+
+    async def _submit(self, event: Envelope, *, too_early: str) -> HandleResult:
+        """Hand a step to the orchestrator; a duplicate answers as the first try did, a refusal 409."""
+        bound = log.bind(registration_id=event.registration_id, event_type=event.type)
+        try:
+            result = await self._orchestrator.handle(event)
+        except RetryLaterError as exc:  # the person must do an earlier step first: not a 503 here
+            bound.info("web.too_early", code=exc.code)
+            if exc.code == "unknown_registration":
+                raise _not_found() from None
+            raise HttpError(409, "not_yet_accepted", too_early or exc.message) from None
+        if result.status == "duplicate":
+            result = await self._replayed(event)
+        bound.info("web.submitted", outcome=result.status, code=result.code)
+        if result.status == "rejected":
+            raise HttpError(409, result.code or "rejected", result.message or "the step was refused")
+        return result
+
+    async def _replayed(self, event: Envelope) -> HandleResult:
+        """What the first try of a retried event got, from the registration's history."""
+        for entry in await self._orchestrator.history(event.registration_id):
+            if entry.event_id == str(event.event_id):
+                if entry.outcome == "rejected":
+                    return HandleResult("rejected", State(entry.from_state), entry.code, entry.message)
+                return HandleResult("applied", State(entry.to_state))
+        raise HttpError(409, "idempotency_conflict", "this idempotency key was used for another request")
+
+    async def _seen(self, event: Envelope) -> bool:
+        """Whether the registration's history holds this very event (a retried start)."""
+        history = await self._orchestrator.history(event.registration_id)
+        return any(entry.event_id == str(event.event_id) for entry in history)
+
+    async def _owned(self, request: web.Request, facility: str) -> Registration:
+        """The path's registration if this facility started it; 404 otherwise, whatever the reason."""
+        rid = request.match_info["registration_id"]
+        if not _ID.match(rid) or contains_individual_number(rid):
+            raise _not_found()
+        registration = await self._find(rid)
+        if registration is None or registration.facility_id != facility:
+            raise _not_found()
+        return registration
+
+    async def _find(self, registration_id: str) -> Registration | None:
+        """The registration, or None: absence is an answer here, not an error."""
+        try:
+            return (await self._orchestrator.status(registration_id)).registration
+        except NotFoundError:
+            return None
+
+    async def _load(self, registration_id: str) -> Registration:
+        """The registration just written (or found): its current state and challenge attempt."""
+        registration = await self._find(registration_id)
+        if registration is None:  # purged between two reads: as gone as any other
+            raise _not_found()
+        return registration
+
+    def _sign_answer(self, registration: Registration) -> SignLinkResponse:
+        """The sign link for the registration's current challenge attempt (the bridge refuses others)."""
+        attempt = registration.challenge_attempt
+        return SignLinkResponse(
+            registration_id=registration.id,
+            state=state_of(registration.state),
+            attempt=attempt,
+            sign_link=link_of(self._links.issue(registration.id, "sign", attempt)),
+        )

@@ -1,0 +1,109 @@
+"""Who is calling the facility API, and which retry a request is: bearer tokens, idempotency keys.
+
+Each facility has its own bearer token (`Authorization: Bearer <token>`). Tokens are compared as
+SHA-256 digests with `hmac.compare_digest`, against every configured token without stopping at a
+match, so neither the content nor the length of a token can be learnt from timing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import uuid
+from collections.abc import Mapping
+
+from aiohttp import web
+
+from adapters.http.common import HttpError, error_response
+from schemas.events import derived_event_id
+from schemas.privacy import contains_individual_number
+
+UNAUTHORIZED = "a facility bearer token is required (Authorization: Bearer <token>)"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+_LETTERS = str.maketrans("0123456789abcdef", "abcdefghijklmnop")
+
+
+class Unauthorized(HttpError):
+    """401: no token, or one no facility holds; the body never says which."""
+
+    def __init__(self) -> None:
+        super().__init__(401, "unauthorized", UNAUTHORIZED)
+
+
+def unauthorized_response() -> web.Response:
+    """The 401 answer with the challenge header RFC 6750 asks for."""
+    response = error_response(401, "unauthorized", UNAUTHORIZED)
+    response.headers["WWW-Authenticate"] = 'Bearer realm="honnin"'
+    return response
+
+
+def _digest(token: str) -> bytes:
+    """Equal-length digests: `compare_digest` then leaks neither content nor length."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+
+
+class FacilityTokens:
+    """Bearer token → facility id, looked up in constant time."""
+
+    def __init__(self, facilities: Mapping[str, str]) -> None:
+        self._entries = [(_digest(token), facility) for token, facility in facilities.items()]
+
+    def facility_of(self, request: web.Request) -> str:
+        """The calling facility's id, or Unauthorized."""
+        scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized()
+        presented = _digest(token.strip())
+        found: str | None = None
+        for digest, facility in self._entries:  # no early exit: every token costs the same
+            if hmac.compare_digest(digest, presented):
+                found = facility
+        if found is None:
+            raise Unauthorized()
+        return found
+
+
+def idempotency_key(request: web.Request) -> str | None:
+    """The caller's `Idempotency-Key` header, checked: it becomes part of an event id."""
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is None:
+        return None
+    if not _KEY.match(key) or contains_individual_number(key):
+        raise HttpError(
+            400,
+            "invalid_idempotency_key",
+            "Idempotency-Key must be 1-128 characters of A-Z a-z 0-9 . _ : - (and no individual number)",
+        )
+    return key
+
+
+def event_id_for(facility: str, route: str, registration_id: str, key: str | None) -> uuid.UUID:
+    """With a key, the same (facility, key, route, registration) is the same event; else a new one."""
+    if key is None:
+        return uuid.uuid4()
+    return derived_event_id("web", facility, route, registration_id, key)
+
+
+def start_event_id(facility: str, request_id: str | None, registration_id: str | None) -> uuid.UUID:
+    """A retried start is the same event: keyed by the request id, else by the caller's own id."""
+    if request_id is not None:
+        return derived_event_id("web", facility, "start", "request", request_id)
+    if registration_id is not None:
+        return derived_event_id("web", facility, "start", "registration", registration_id)
+    return uuid.uuid4()
+
+
+def start_registration_id(facility: str, request_id: str | None, registration_id: str | None) -> str:
+    """The caller's id, else one derived from the request id (a retry finds it), else a random one."""
+    if registration_id is not None:
+        return registration_id
+    if request_id is not None:
+        return _generated(derived_event_id("web", facility, "registration-id", request_id))
+    return _generated(uuid.uuid4())
+
+
+def _generated(value: uuid.UUID) -> str:
+    """`reg-` and 32 letters: hex digits could line up as 12 digits, refused as an individual number."""
+    return "reg-" + value.hex.translate(_LETTERS)

@@ -1,0 +1,34 @@
+"""The worker's HTTP face: the facility API, the card bridge, the OpenAPI document, a health probe."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from adapters.card_bridge.app import add_card_bridge_routes
+from adapters.http.common import application, ok
+from adapters.web.app import add_web_routes
+from honnin.bootstrap import App
+from honnin.openapi_routes import openapi_document
+
+
+def build_http(app: App) -> web.Application:
+    http = application()
+    add_web_routes(
+        http,
+        orchestrator=app.orchestrator,
+        links=app.links,
+        clock=app.clock,
+        facilities=app.settings.facilities(),
+    )
+    add_card_bridge_routes(http, orchestrator=app.orchestrator, links=app.links, clock=app.clock)
+    document = openapi_document()
+
+    async def openapi(_: web.Request) -> web.Response:
+        return ok(document)
+
+    async def healthz(_: web.Request) -> web.Response:
+        return ok({"status": "ok", "outbox_backlog": await app.store.outbox_backlog()})
+
+    http.router.add_get("/openapi.json", openapi, name="openapi")
+    http.router.add_get("/healthz", healthz, name="healthz")
+    return http

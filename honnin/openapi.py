@@ -1,0 +1,109 @@
+"""The OpenAPI document of both HTTP APIs, built from the same pydantic models the handlers use.
+
+`ROUTES` is the one list of what is served; a test checks it against the aiohttp router both
+ways, so the document cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    summary: str
+    response: type[BaseModel] | None
+    status: int = 200
+    request: type[BaseModel] | None = None
+    errors: tuple[int, ...] = ()
+    tag: str = "facility"
+    security: bool = True
+    media_type: str = "application/json"
+    body_required: bool = True
+    idempotency_key: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class ErrorBody(BaseModel):
+    """Every error: a machine code and a message shown to the person as it is (the seed's words)."""
+
+    code: str
+    message: str
+    details: list[dict[str, Any]] = []
+
+
+def document(routes: list[Route], *, title: str, version: str) -> dict[str, Any]:
+    models = (
+        {r.request for r in routes if r.request} | {r.response for r in routes if r.response} | {ErrorBody}
+    )
+    refs, defs = models_json_schema(
+        [(m, "validation") for m in sorted(models, key=lambda m: m.__name__)],
+        ref_template="#/components/schemas/{model}",
+    )
+    paths: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, refs)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": version},
+        "paths": paths,
+        "components": {
+            "schemas": defs.get("$defs", {}),
+            "securitySchemes": {"facilityToken": {"type": "http", "scheme": "bearer"}},
+        },
+    }
+
+
+def _operation(route: Route, refs: dict[Any, Any]) -> dict[str, Any]:
+    def ref(model: type[BaseModel]) -> dict[str, Any]:
+        return dict(refs[(model, "validation")])
+
+    responses: dict[str, Any] = {}
+    if route.response is not None:
+        responses[str(route.status)] = {
+            "description": route.summary,
+            "content": {route.media_type: {"schema": ref(route.response)}},
+        }
+    else:
+        responses[str(route.status)] = {"description": route.summary, "content": {route.media_type: {}}}
+    for status in route.errors:
+        responses[str(status)] = {
+            "description": "error",
+            "content": {"application/json": {"schema": ref(ErrorBody)}},
+        }
+    operation: dict[str, Any] = {"summary": route.summary, "tags": [route.tag], "responses": responses}
+    parameters: list[dict[str, Any]] = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in _path_names(route.path)
+    ]
+    if route.idempotency_key:
+        parameters.append(
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "description": "a retried request with the same key is the same step, answered as the first",
+                "schema": {"type": "string", "maxLength": 128},
+            }
+        )
+    if parameters:
+        operation["parameters"] = parameters
+    if route.request is not None:
+        operation["requestBody"] = {
+            "required": route.body_required,
+            "content": {"application/json": {"schema": ref(route.request)}},
+        }
+    if route.security:
+        operation["security"] = [{"facilityToken": []}]
+    operation.update(route.extra)
+    return operation
+
+
+def _path_names(path: str) -> list[str]:
+    return [part[1:-1] for part in path.split("/") if part.startswith("{") and part.endswith("}")]

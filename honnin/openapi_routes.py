@@ -1,0 +1,143 @@
+"""Every route both HTTP APIs serve, for the OpenAPI document; a test holds it to the router."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from honnin import __version__
+from honnin.openapi import Route, document
+from schemas import api_card_bridge as bridge
+from schemas import api_web as web
+
+ONE = "/v1/registrations/{registration_id}"
+LINK = "/app/v1/links/{token}"
+WEB_ERRORS = (400, 401, 404, 409, 413, 415, 422, 503)
+LINK_ERRORS = (403, 404, 409, 410, 503)
+
+ROUTES = [
+    Route(
+        "POST",
+        "/v1/registrations",
+        "Start a registration (必要事項を入力, 【アプリを起動する】)",
+        web.StartRegistrationResponse,
+        201,
+        web.StartRegistrationRequest,
+        WEB_ERRORS,
+    ),
+    Route(
+        "GET",
+        ONE,
+        "A registration's state and its last verification outcome",
+        web.RegistrationStatus,
+        errors=(401, 404),
+    ),
+    Route(
+        "DELETE",
+        ONE,
+        "Cancel the registration",
+        web.CancelResponse,
+        202,
+        web.CancelRequest,
+        WEB_ERRORS,
+        body_required=False,
+        idempotency_key=True,
+    ),
+    Route(
+        "POST",
+        ONE + "/reflect",
+        "【情報を反映する】: the card's facts, or the seed's error before the read",
+        web.ReflectResponse,
+        errors=WEB_ERRORS,
+    ),
+    Route(
+        "POST",
+        ONE + "/confirm",
+        "【マイナンバーカードの確認へ】: confirm and get the signing link",
+        web.SignLinkResponse,
+        request=web.ConfirmRequest,
+        errors=WEB_ERRORS,
+        idempotency_key=True,
+    ),
+    Route(
+        "POST",
+        ONE + "/sign-link",
+        "A fresh signing link for the current challenge (sign again)",
+        web.SignLinkResponse,
+        errors=WEB_ERRORS,
+    ),
+    Route(
+        "POST",
+        ONE + "/complete",
+        "【完了する】: activate, or the seed's error verbatim",
+        web.CompleteResponse,
+        errors=WEB_ERRORS,
+        idempotency_key=True,
+    ),
+    Route(
+        "GET",
+        LINK,
+        "What this one-time link is for (and the challenge for a signing link)",
+        bridge.LinkInfo,
+        errors=LINK_ERRORS,
+        tag="card-bridge",
+        security=False,
+    ),
+    Route(
+        "POST",
+        LINK + "/card-info",
+        "The card-info application's four facts (券面事項入力補助AP)",
+        bridge.CardInfoAccepted,
+        request=bridge.CardInfoRequest,
+        errors=(400, 413, 415, 422, *LINK_ERRORS),
+        tag="card-bridge",
+        security=False,
+    ),
+    Route(
+        "GET",
+        LINK + "/challenge",
+        "The challenge the card signs",
+        bridge.ChallengeResponse,
+        errors=LINK_ERRORS,
+        tag="card-bridge",
+        security=False,
+    ),
+    Route(
+        "POST",
+        LINK + "/signature",
+        "The signing certificate and the signature over the challenge",
+        bridge.SignatureAccepted,
+        202,
+        bridge.SignatureRequest,
+        (400, 413, 415, 422, *LINK_ERRORS),
+        tag="card-bridge",
+        security=False,
+    ),
+    Route(
+        "GET",
+        LINK + "/qr.svg",
+        "The link as a QR code (PC/tablet flow)",
+        None,
+        errors=LINK_ERRORS,
+        tag="card-bridge",
+        security=False,
+        media_type="image/svg+xml",
+    ),
+    Route(
+        "GET",
+        LINK + "/qr.png",
+        "The link as a QR code, PNG",
+        None,
+        errors=LINK_ERRORS,
+        tag="card-bridge",
+        security=False,
+        media_type="image/png",
+    ),
+    Route("GET", "/openapi.json", "This document", None, tag="meta", security=False),
+    Route("GET", "/healthz", "Liveness and the outbox backlog", None, tag="meta", security=False),
+]
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    return document(ROUTES, title="Honnin: facility API and card bridge", version=__version__)
