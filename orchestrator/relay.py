@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Coroutine
+from typing import Any
 
 import structlog
 
@@ -49,7 +51,7 @@ class OutboxRelay:
             )
         finally:
             if sent:
-                await self._store.mark_sent(sent, self._clock.now())
+                await _finish(self._store.mark_sent(sent, self._clock.now()))
         return len(sent)
 
     async def run(self, wake: asyncio.Event) -> None:
@@ -66,6 +68,17 @@ class OutboxRelay:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._idle):
                     await wake.wait()
+
+
+async def _finish(bookkeeping: Coroutine[Any, Any, None]) -> None:
+    """Marking what the bus confirmed must not be cut short by a stop: a cancelled mark rolls back
+    and every message of the batch would go out again after the restart."""
+    task = asyncio.ensure_future(bookkeeping)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await task
+        raise
 
 
 def _to_bus(message: OutboxMessage) -> BusMessage:

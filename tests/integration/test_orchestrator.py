@@ -395,3 +395,33 @@ async def test_the_history_keeps_a_fingerprint_not_the_certificate(tmp_path: Pat
         assert factory.PAYLOADS["card.signature_submitted"]["certificate"] not in submitted.event.decode()
     finally:
         await app.close()
+
+
+async def test_a_stop_while_marking_sent_still_marks_what_the_bus_took(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    from orchestrator.relay import OutboxRelay
+
+    app = await start(tmp_path, clock)
+    await app.runtime.stop()  # this test drives its own relay
+    for event in factory.flow(RID, upto=3):
+        await app.orchestrator.handle(event)
+    gate = asyncio.Event()
+    marking = asyncio.Event()
+    real_mark = app.store.mark_sent
+
+    async def slow_mark(ids, now):
+        marking.set()
+        await gate.wait()
+        await real_mark(ids, now)
+
+    app.store.mark_sent = slow_mark  # type: ignore[method-assign]
+    relay = OutboxRelay(app.store, app.bus, clock, worker="w")
+    task = asyncio.create_task(relay.relay_once())
+    await asyncio.wait_for(marking.wait(), 5)
+    task.cancel()
+    gate.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await app.store.outbox_backlog() == 0, "the confirmed messages were marked despite the stop"
+    await app.close()
