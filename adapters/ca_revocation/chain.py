@@ -59,6 +59,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import structlog
 from asn1crypto import crl as asn1_crl
@@ -144,28 +145,30 @@ def _certificate(der: bytes, what: str) -> asn1_x509.Certificate:
     return cert
 
 
-def _crls(ders: Sequence[bytes]) -> list[asn1_crl.CertificateList]:
-    """Unparseable CRLs are dropped: they cover nothing, which 40 then reports."""
+T = TypeVar("T")
+
+
+def _parsed(ders: Sequence[bytes], check: Callable[[bytes], object], load: Callable[[bytes], T]) -> list[T]:
+    """Unparseable CRLs or OCSP responses are dropped: they cover nothing, which 40 then reports.
+    `check` is cryptography's stricter parser, `load` the asn1crypto form pyhanko takes."""
     parsed = []
     for der in ders:
         try:
-            x509.load_der_x509_crl(der)
-            parsed.append(asn1_crl.CertificateList.load(der, strict=True))
-        except Exception:  # noqa: S112 - a broken CRL is no evidence, not an error
+            check(der)
+            parsed.append(load(der))
+        except Exception:  # noqa: S112 - broken revocation data is no evidence, not an error
             continue
     return parsed
+
+
+def _crls(ders: Sequence[bytes]) -> list[asn1_crl.CertificateList]:
+    return _parsed(ders, x509.load_der_x509_crl, lambda der: asn1_crl.CertificateList.load(der, strict=True))
 
 
 def _ocsps(ders: Sequence[bytes]) -> list[asn1_ocsp.OCSPResponse]:
-    """Unparseable OCSP responses are dropped, as CRLs are."""
-    parsed = []
-    for der in ders:
-        try:
-            ocsp.load_der_ocsp_response(der)
-            parsed.append(asn1_ocsp.OCSPResponse.load(der, strict=True))
-        except Exception:  # noqa: S112 - a broken response is no evidence, not an error
-            continue
-    return parsed
+    return _parsed(
+        ders, ocsp.load_der_ocsp_response, lambda der: asn1_ocsp.OCSPResponse.load(der, strict=True)
+    )
 
 
 def _aware(at: datetime) -> datetime:

@@ -38,7 +38,7 @@ import json
 import os
 import secrets
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -290,6 +290,28 @@ def _logged_answer(source: str, serial: int, outcome: str, answer: _OcspAnswer |
 # -- OCSP responder -----------------------------------------------------------------------------
 
 
+async def _cached_or_fetched(
+    cache: _ExpiringCache,
+    source: str,
+    serial: int,
+    key: CertId,
+    fetch: Callable[[], Awaitable[_OcspAnswer]],
+) -> RevocationEvidence:
+    """An OCSP response kept until its nextUpdate, else a fresh one (both OCSP-backed sources)."""
+    cached = cache.get(key)
+    if cached is not None:
+        _logged_answer(source, serial, "cached")
+        return RevocationEvidence(ocsp_responses=(cached,))
+    try:
+        answer = await fetch()
+    except (RevocationUnavailableError, RevocationSourceRejectedError) as exc:
+        _logged_failure(source, serial, exc)
+        raise
+    cache.put(key, answer.der, answer.next_update)
+    _logged_answer(source, serial, "fetched", answer)
+    return RevocationEvidence(ocsp_responses=(answer.der,))
+
+
 class OcspSource:
     """Asks an OCSP responder (RFC 6960) directly, as a registered signature verifier may."""
 
@@ -306,18 +328,9 @@ class OcspSource:
         nonce = secrets.token_bytes(NONCE_BYTES)
         request = _ocsp_request(leaf, issuer, nonce)
         key = (request.issuer_key_hash, request.serial_number)
-        cached = self._cache.get(key)
-        if cached is not None:
-            _logged_answer(self.name, leaf.serial_number, "cached")
-            return RevocationEvidence(ocsp_responses=(cached,))
-        try:
-            answer = await self._fetch(request, key, nonce)
-        except (RevocationUnavailableError, RevocationSourceRejectedError) as exc:
-            _logged_failure(self.name, leaf.serial_number, exc)
-            raise
-        self._cache.put(key, answer.der, answer.next_update)
-        _logged_answer(self.name, leaf.serial_number, "fetched", answer)
-        return RevocationEvidence(ocsp_responses=(answer.der,))
+        return await _cached_or_fetched(
+            self._cache, self.name, leaf.serial_number, key, lambda: self._fetch(request, key, nonce)
+        )
 
     async def _fetch(self, request: ocsp.OCSPRequest, key: CertId, nonce: bytes) -> _OcspAnswer:
         """A fresh answer must echo our nonce when it carries one: otherwise it may be a replay."""
@@ -433,18 +446,9 @@ class PlatformApiSource:
 
     async def evidence(self, leaf: x509.Certificate, issuer: x509.Certificate) -> RevocationEvidence:
         key = cert_id(leaf, issuer)
-        cached = self._cache.get(key)
-        if cached is not None:
-            _logged_answer(self.name, leaf.serial_number, "cached")
-            return RevocationEvidence(ocsp_responses=(cached,))
-        try:
-            answer = await self._fetch(leaf, key)
-        except (RevocationUnavailableError, RevocationSourceRejectedError) as exc:
-            _logged_failure(self.name, leaf.serial_number, exc)
-            raise
-        self._cache.put(key, answer.der, answer.next_update)
-        _logged_answer(self.name, leaf.serial_number, "fetched", answer)
-        return RevocationEvidence(ocsp_responses=(answer.der,))
+        return await _cached_or_fetched(
+            self._cache, self.name, leaf.serial_number, key, lambda: self._fetch(leaf, key)
+        )
 
     async def _fetch(self, leaf: x509.Certificate, key: CertId) -> _OcspAnswer:
         leaf_b64 = base64.b64encode(leaf.public_bytes(serialization.Encoding.DER)).decode("ascii")
