@@ -6,6 +6,7 @@ the seed's messages travel in `message` verbatim. Nothing a caller sent is echoe
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -14,6 +15,7 @@ from typing import Any, TypeVar
 
 import structlog
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from pydantic import BaseModel, ValidationError
 
 from orchestrator.errors import (
@@ -29,6 +31,7 @@ from schemas.events import error_details
 log = structlog.get_logger("honnin.http")
 
 MAX_BODY = 64 * 1024  # a certificate and a signature fit many times over
+REQUEST_TIMEOUT = 15.0  # seconds for a whole request, the body's upload included
 Model = TypeVar("Model", bound=BaseModel)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -114,9 +117,26 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error_response(500, "internal_error", "the request could not be handled")
 
 
-def application() -> web.Application:
-    """An aiohttp application with the body limit and the error middleware."""
-    return web.Application(client_max_size=MAX_BODY, middlewares=[errors_middleware])
+def timeout_middleware(seconds: float) -> Middleware:
+    """Every request ends within `seconds`, a slowly trickled body included: 503 `timeout`."""
+
+    @web.middleware
+    async def bounded(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            async with asyncio.timeout(seconds):
+                return await handler(request)
+        except TimeoutError:
+            log.warning("http.timeout", path=request.path)
+            return error_response(503, "timeout", "the request took too long; try again")
+
+    return bounded
+
+
+def application(timeout: float = REQUEST_TIMEOUT) -> web.Application:
+    """An aiohttp application with the body limit, the time limit and the error middleware."""
+    return web.Application(
+        client_max_size=MAX_BODY, middlewares=[timeout_middleware(timeout), errors_middleware]
+    )
 
 
 @dataclass
