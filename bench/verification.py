@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from adapters.ca_revocation.devca import DevCA, Person
 from adapters.ca_revocation.pipeline import ChainStep, IdentityStep, Pipeline, SignatureStep, Subject
-from adapters.ca_revocation.revocation import CrlFileSource
+from adapters.ca_revocation.revocation_crl import CrlFileSource
 from adapters.clock import SystemClock
 from schemas.payloads import CardFacts
 

@@ -6,7 +6,9 @@ import structlog
 
 from adapters.ca_revocation.anchors import jpki_trust_anchors, load_anchor_files
 from adapters.ca_revocation.pipeline import ChainStep, IdentityStep, Pipeline, SignatureStep
-from adapters.ca_revocation.revocation import CrlFileSource, OcspSource, PlatformApiSource, RevocationSource
+from adapters.ca_revocation.revocation import OcspSource, RevocationSource
+from adapters.ca_revocation.revocation_crl import CrlFileSource
+from adapters.ca_revocation.revocation_platform import PlatformApiSource
 from honnin.settings import Settings
 from orchestrator.errors import ConfigurationError
 from orchestrator.ports import Clock

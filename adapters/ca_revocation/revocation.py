@@ -1,7 +1,8 @@
 """Revocation evidence for a JPKI signing certificate: platform API, OCSP responder or CRL files.
 
 JPKI certificates carry no OCSP URL and a directoryName CRL distribution point, so where the
-evidence comes from is configuration: one of the sources below, each a `RevocationSource`. A
+evidence comes from is configuration: `OcspSource` here, `PlatformApiSource` in
+`revocation_platform`, `CrlFileSource` in `revocation_crl`, each a `RevocationSource`. A
 source only fetches raw DER (CRLs, OCSP responses) for the path validator, which checks their
 signatures and freshness; no source is trusted blindly.
 
@@ -32,17 +33,12 @@ the OCSP response's nextUpdate.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import json
-import os
 import secrets
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import aiohttp
 import structlog
@@ -111,7 +107,7 @@ class RevocationSource(Protocol):
 # -- caching ------------------------------------------------------------------------------------
 
 
-class _ExpiringCache:
+class ExpiringCache:
     """Answers kept until their nextUpdate, bounded so that many serials cannot grow memory."""
 
     def __init__(self, clock: Clock, max_entries: int = MAX_CACHE_ENTRIES) -> None:
@@ -146,7 +142,7 @@ class _ExpiringCache:
 
 
 @dataclass(frozen=True)
-class _OcspAnswer:
+class OcspAnswer:
     """The parts of an OCSP response a source acts on; the validator re-reads the DER itself."""
 
     der: bytes
@@ -168,7 +164,7 @@ def cert_id(leaf: x509.Certificate, issuer: x509.Certificate) -> CertId:
     return request.issuer_key_hash, request.serial_number
 
 
-def _parse_ocsp(der: bytes, wanted: CertId) -> _OcspAnswer:
+def parse_ocsp(der: bytes, wanted: CertId) -> OcspAnswer:
     """A successful response about exactly our certificate, or the source is not usable now."""
     try:
         response = ocsp.load_der_ocsp_response(der)
@@ -185,11 +181,11 @@ def _parse_ocsp(der: bytes, wanted: CertId) -> _OcspAnswer:
         raise RevocationUnavailableError("the OCSP response is malformed") from exc
 
 
-def _answer_for(response: ocsp.OCSPResponse, der: bytes, wanted: CertId) -> _OcspAnswer:
+def _answer_for(response: ocsp.OCSPResponse, der: bytes, wanted: CertId) -> OcspAnswer:
     """Picks the single response naming our CertID; a response about another certificate is useless."""
     for single in response.responses:
         if (single.issuer_key_hash, single.serial_number) == wanted:
-            return _OcspAnswer(
+            return OcspAnswer(
                 der=der,
                 status=single.certificate_status,
                 reason=single.revocation_reason,
@@ -229,7 +225,7 @@ class _Reply:
         return self.body
 
 
-class _Http:
+class HttpClient:
     """One aiohttp session per source, created on first use: never at import or in a default."""
 
     def __init__(self, timeout: float) -> None:
@@ -274,7 +270,7 @@ async def _read_bounded(response: aiohttp.ClientResponse) -> bytes:
 # -- logging ------------------------------------------------------------------------------------
 
 
-def _logged_failure(
+def logged_failure(
     source: str, serial: int, exc: RevocationUnavailableError | RevocationSourceRejectedError
 ) -> None:
     """Operators see which source failed and why; never a name, an address or a certificate."""
@@ -282,7 +278,7 @@ def _logged_failure(
     level("revocation.failed", source=source, outcome=exc.code, reason=exc.message, serial=f"{serial:x}")
 
 
-def _logged_answer(source: str, serial: int, outcome: str, answer: _OcspAnswer | None = None) -> None:
+def logged_answer(source: str, serial: int, outcome: str, answer: OcspAnswer | None = None) -> None:
     status = PLATFORM_STATUSES.get(answer.status) if answer else None
     log.info("revocation.evidence", source=source, outcome=outcome, status=status, serial=f"{serial:x}")
 
@@ -290,25 +286,25 @@ def _logged_answer(source: str, serial: int, outcome: str, answer: _OcspAnswer |
 # -- OCSP responder -----------------------------------------------------------------------------
 
 
-async def _cached_or_fetched(
-    cache: _ExpiringCache,
+async def cached_or_fetched(
+    cache: ExpiringCache,
     source: str,
     serial: int,
     key: CertId,
-    fetch: Callable[[], Awaitable[_OcspAnswer]],
+    fetch: Callable[[], Awaitable[OcspAnswer]],
 ) -> RevocationEvidence:
     """An OCSP response kept until its nextUpdate, else a fresh one (both OCSP-backed sources)."""
     cached = cache.get(key)
     if cached is not None:
-        _logged_answer(source, serial, "cached")
+        logged_answer(source, serial, "cached")
         return RevocationEvidence(ocsp_responses=(cached,))
     try:
         answer = await fetch()
     except (RevocationUnavailableError, RevocationSourceRejectedError) as exc:
-        _logged_failure(source, serial, exc)
+        logged_failure(source, serial, exc)
         raise
     cache.put(key, answer.der, answer.next_update)
-    _logged_answer(source, serial, "fetched", answer)
+    logged_answer(source, serial, "fetched", answer)
     return RevocationEvidence(ocsp_responses=(answer.der,))
 
 
@@ -321,235 +317,25 @@ class OcspSource:
         self, url: str, *, timeout: float = 5.0, clock: Clock, max_entries: int = MAX_CACHE_ENTRIES
     ) -> None:
         self._url = url
-        self._http = _Http(timeout)
-        self._cache = _ExpiringCache(clock, max_entries)
+        self._http = HttpClient(timeout)
+        self._cache = ExpiringCache(clock, max_entries)
 
     async def evidence(self, leaf: x509.Certificate, issuer: x509.Certificate) -> RevocationEvidence:
         nonce = secrets.token_bytes(NONCE_BYTES)
         request = _ocsp_request(leaf, issuer, nonce)
         key = (request.issuer_key_hash, request.serial_number)
-        return await _cached_or_fetched(
+        return await cached_or_fetched(
             self._cache, self.name, leaf.serial_number, key, lambda: self._fetch(request, key, nonce)
         )
 
-    async def _fetch(self, request: ocsp.OCSPRequest, key: CertId, nonce: bytes) -> _OcspAnswer:
+    async def _fetch(self, request: ocsp.OCSPRequest, key: CertId, nonce: bytes) -> OcspAnswer:
         """A fresh answer must echo our nonce when it carries one: otherwise it may be a replay."""
         headers = {"Content-Type": OCSP_REQUEST_TYPE, "Accept": OCSP_RESPONSE_TYPE}
         reply = await self._http.post(self._url, request.public_bytes(serialization.Encoding.DER), headers)
-        answer = _parse_ocsp(reply.expect(OCSP_RESPONSE_TYPE), key)
+        answer = parse_ocsp(reply.expect(OCSP_RESPONSE_TYPE), key)
         if answer.nonce is not None and answer.nonce != nonce:
             raise RevocationUnavailableError("the OCSP response's nonce is not ours (replayed or misrouted)")
         return answer
 
     async def close(self) -> None:
         await self._http.close()
-
-
-# -- platform operator --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _PlatformClaim:
-    """What the platform says in words; only its OCSP response is evidence."""
-
-    status: str
-    reason: str | None
-    checked_at: datetime
-    ocsp_der: bytes
-
-
-def _parse_platform_answer(body: bytes) -> _PlatformClaim:
-    """The JSON contract of the module docstring; anything else is a malformed answer."""
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: nesting bombs
-        raise RevocationUnavailableError("the platform's answer is not JSON") from exc
-    if not isinstance(data, dict):
-        raise RevocationUnavailableError("the platform's answer is not a JSON object")
-    return _PlatformClaim(
-        status=_field_status(data),
-        reason=_field_reason(data),
-        checked_at=_field_checked_at(data),
-        ocsp_der=_field_ocsp_response(data),
-    )
-
-
-def _field_status(data: Mapping[str, Any]) -> str:
-    status = data.get("status")
-    if not isinstance(status, str) or status not in PLATFORM_STATUSES.values():
-        raise RevocationUnavailableError("the platform's status is not good, revoked or unknown")
-    return str(status)
-
-
-def _field_reason(data: Mapping[str, Any]) -> str | None:
-    reason = data.get("reason")
-    if reason is not None and (not isinstance(reason, str) or reason not in REASON_NAMES):
-        raise RevocationUnavailableError("the platform's reason is not an RFC 5280 CRLReason name")
-    return None if reason is None else str(reason)
-
-
-def _field_checked_at(data: Mapping[str, Any]) -> datetime:
-    raw = data.get("checked_at")
-    try:
-        checked_at = datetime.fromisoformat(raw) if isinstance(raw, str) else None
-    except ValueError:
-        checked_at = None
-    if checked_at is None or checked_at.tzinfo is None:
-        raise RevocationUnavailableError("the platform's checked_at is not an RFC 3339 timestamp")
-    return checked_at
-
-
-def _field_ocsp_response(data: Mapping[str, Any]) -> bytes:
-    raw = data.get("ocsp_response")
-    try:
-        der = base64.b64decode(raw, validate=True) if isinstance(raw, str) else b""
-    except (binascii.Error, ValueError):
-        der = b""
-    if not der:
-        raise RevocationUnavailableError("the platform's ocsp_response is not base64 DER")
-    return der
-
-
-def _check_agreement(claim: _PlatformClaim, answer: _OcspAnswer) -> None:
-    """Words that contradict the signed response mean the platform is broken: do not guess."""
-    if claim.status != PLATFORM_STATUSES[answer.status]:
-        raise RevocationUnavailableError(
-            f"the platform says {claim.status} but its OCSP response says {PLATFORM_STATUSES[answer.status]}"
-        )
-    if claim.reason is not None and answer.reason is not None and claim.reason != answer.reason.value:
-        raise RevocationUnavailableError("the platform's reason disagrees with its OCSP response")
-
-
-class PlatformApiSource:
-    """Asks a licensed platform operator over HTTPS, as most service providers must."""
-
-    name = "platform"
-
-    def __init__(
-        self,
-        base_url: str,
-        token: str,
-        *,
-        timeout: float = 5.0,
-        clock: Clock,
-        max_entries: int = MAX_CACHE_ENTRIES,
-    ) -> None:
-        if not token:
-            raise ConfigurationError("the platform API needs a bearer token")
-        self._endpoint = base_url.rstrip("/") + PLATFORM_PATH
-        self._token = token
-        self._http = _Http(timeout)
-        self._cache = _ExpiringCache(clock, max_entries)
-
-    def __repr__(self) -> str:
-        return f"PlatformApiSource({self._endpoint!r}, token=***)"
-
-    async def evidence(self, leaf: x509.Certificate, issuer: x509.Certificate) -> RevocationEvidence:
-        key = cert_id(leaf, issuer)
-        return await _cached_or_fetched(
-            self._cache, self.name, leaf.serial_number, key, lambda: self._fetch(leaf, key)
-        )
-
-    async def _fetch(self, leaf: x509.Certificate, key: CertId) -> _OcspAnswer:
-        leaf_b64 = base64.b64encode(leaf.public_bytes(serialization.Encoding.DER)).decode("ascii")
-        headers = {
-            "Authorization": f"Bearer {self._token}",
-            "Content-Type": JSON_TYPE,
-            "Accept": JSON_TYPE,
-        }
-        body = json.dumps({"certificate": leaf_b64}).encode()
-        reply = await self._http.post(self._endpoint, body, headers)
-        claim = _parse_platform_answer(reply.expect(JSON_TYPE))
-        answer = _parse_ocsp(claim.ocsp_der, key)
-        _check_agreement(claim, answer)
-        return answer
-
-    async def close(self) -> None:
-        await self._http.close()
-
-
-# -- CRL files ----------------------------------------------------------------------------------
-
-_Stamp = tuple[int, int, int]  # inode, size, mtime in ns: a replaced or rewritten file differs
-
-
-@dataclass(frozen=True)
-class _LoadedCrl:
-    der: bytes
-    issuer: x509.Name
-    next_update: datetime | None
-    stamp: _Stamp
-
-
-def _stamp(path: Path) -> _Stamp:
-    """Raises RevocationUnavailableError: a CRL file that is not there is a retry-later outage."""
-    try:
-        info = path.stat()
-    except OSError as exc:
-        raise RevocationUnavailableError(f"the CRL file {path.name} cannot be read") from exc
-    return info.st_ino, info.st_size, info.st_mtime_ns
-
-
-def _load_crl(path: Path) -> _LoadedCrl:
-    """Reads DER or PEM, stamping the file as opened so a concurrent replace is noticed next time."""
-    try:
-        with path.open("rb") as file:
-            info = os.fstat(file.fileno())
-            data = file.read()
-    except OSError as exc:
-        raise RevocationUnavailableError(f"the CRL file {path.name} cannot be read") from exc
-    try:
-        crl = (
-            x509.load_pem_x509_crl(data)
-            if data.lstrip().startswith(b"-----BEGIN")
-            else x509.load_der_x509_crl(data)
-        )
-        return _LoadedCrl(
-            der=crl.public_bytes(serialization.Encoding.DER),
-            issuer=crl.issuer,
-            next_update=crl.next_update_utc,
-            stamp=(info.st_ino, info.st_size, info.st_mtime_ns),
-        )
-    except ValueError as exc:
-        raise RevocationUnavailableError(f"the CRL file {path.name} is not a DER or PEM CRL") from exc
-
-
-class CrlFileSource:
-    """Reads CRLs a signature verifier downloads daily; each is kept until its nextUpdate."""
-
-    name = "crl"
-
-    def __init__(self, paths: Sequence[Path], *, clock: Clock) -> None:
-        """No paths is allowed: the evidence is then empty and the validator answers "missing" (40)."""
-        self._paths = tuple(paths)
-        self._clock = clock
-        self._loaded: dict[Path, _LoadedCrl] = {}
-
-    async def evidence(self, leaf: x509.Certificate, issuer: x509.Certificate) -> RevocationEvidence:
-        try:
-            crls = [await self._current(path) for path in self._paths]
-        except RevocationUnavailableError as exc:
-            _logged_failure(self.name, leaf.serial_number, exc)
-            raise
-        matching = tuple(crl.der for crl in crls if crl.issuer == leaf.issuer)
-        outcome = "found" if matching else "no_crl_for_issuer"
-        if any(self._expired(crl) for crl in crls if crl.issuer == leaf.issuer):
-            outcome = "stale"  # the validator will say so too; the operator should fetch a new one
-        _logged_answer(self.name, leaf.serial_number, outcome)
-        return RevocationEvidence(crls=matching)
-
-    async def _current(self, path: Path) -> _LoadedCrl:
-        """The kept CRL while it is fresh and its file unchanged; otherwise the file read again."""
-        stamp = await asyncio.to_thread(_stamp, path)
-        loaded = self._loaded.get(path)
-        if loaded is not None and loaded.stamp == stamp and not self._expired(loaded):
-            return loaded
-        loaded = await asyncio.to_thread(_load_crl, path)
-        self._loaded[path] = loaded
-        return loaded
-
-    def _expired(self, crl: _LoadedCrl) -> bool:
-        return crl.next_update is None or self._clock.now() >= crl.next_update
-
-    async def close(self) -> None:
-        self._loaded.clear()

@@ -23,13 +23,13 @@ from structlog.testing import capture_logs
 from adapters.ca_revocation.devca import Card, DevCA
 from adapters.ca_revocation.responder import ROUTE_OCSP, ROUTE_PLATFORM, RunningResponder, serve
 from adapters.ca_revocation.revocation import (
-    CrlFileSource,
     OcspSource,
-    PlatformApiSource,
     RevocationEvidence,
     RevocationSourceRejectedError,
     RevocationUnavailableError,
 )
+from adapters.ca_revocation.revocation_crl import CrlFileSource
+from adapters.ca_revocation.revocation_platform import PlatformApiSource
 from adapters.clock import FakeClock
 from orchestrator.errors import PermanentError, RetryableError
 
