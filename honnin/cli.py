@@ -18,7 +18,8 @@ from honnin.devca_cli import dev_ca
 from honnin.settings import Settings
 from orchestrator.errors import HonninError
 from orchestrator.ports import BusMessage
-from schemas.events import Envelope, EnvelopeError, parse_event
+from schemas.events import Envelope, EnvelopeError, VerificationReplayRequested, new_event_id, parse_event
+from schemas.payloads import ReplayRequestedPayload
 
 T = TypeVar("T")
 
@@ -212,6 +213,56 @@ def check() -> None:
     async def work(app: App) -> str:
         backlog = await app.store.outbox_backlog()
         return f"ok store={app.settings.store} bus={app.settings.bus} outbox_backlog={backlog}"
+
+    click.echo(_with_app(work))
+
+
+@main.command()
+@click.option("--limit", type=int, default=100, show_default=True)
+def parked(limit: int) -> None:
+    """List registrations whose verification was parked after its retries ran out."""
+
+    async def work(app: App) -> list[str]:
+        lines = []
+        for registration_id in await app.store.in_state("confirmed", limit * 10):
+            stored = await app.store.load(registration_id)
+            verification = stored.registration.verification if stored else None
+            if stored and verification and verification.status == "parked":
+                lines.append(
+                    "\t".join(
+                        [
+                            registration_id,
+                            verification.code or "",
+                            str(verification.retries),
+                            stored.registration.updated_at.isoformat(timespec="seconds"),
+                        ]
+                    )
+                )
+        return lines[:limit]
+
+    lines = _with_app(work)
+    click.echo("\n".join(lines) if lines else "no parked verifications")
+
+
+@main.command()
+@click.argument("registration_id")
+@click.option("--reason", default=None, help="why, for the history")
+def replay(registration_id: str, reason: str | None) -> None:
+    """Send a parked verification's kept signature to the verifier again (a running worker relays it)."""
+
+    async def work(app: App) -> str:
+        event = VerificationReplayRequested(
+            type="verification.replay_requested",
+            event_id=new_event_id(),
+            registration_id=registration_id,
+            occurred_at=app.clock.now(),
+            source="operator",
+            payload=ReplayRequestedPayload(reason=reason),
+        )
+        result = await app.orchestrator.handle(event)
+        if result.status != "applied":
+            raise click.ClickException(f"{result.code}: {result.message}")
+        return f"{registration_id}: verification requested again"
 
     click.echo(_with_app(work))
 

@@ -93,6 +93,10 @@ class Store(Protocol):
         """Forget registrations that ended without activation before `before`."""
         ...
 
+    async def in_state(self, state: str, limit: int) -> list[str]:
+        """Ids of registrations in `state`, least recently changed first (operators' lists)."""
+        ...
+
     async def outbox_backlog(self) -> int:
         """How many outbox messages wait to be published."""
         ...

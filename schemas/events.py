@@ -111,6 +111,14 @@ class RegistrationCancelRequested(Envelope):
     payload: p.CancelRequestedPayload = p.CancelRequestedPayload()
 
 
+class VerificationReplayRequested(Envelope):
+    """An operator asks for a parked verification to be tried again with the kept signature."""
+
+    sources: ClassVar[frozenset[str]] = frozenset({"operator"})
+    type: Literal["verification.replay_requested"]
+    payload: p.ReplayRequestedPayload = p.ReplayRequestedPayload()
+
+
 class DeadlineReached(Envelope):
     sources: ClassVar[frozenset[str]] = _ORCHESTRATOR
     type: Literal["registration.deadline_reached"]
@@ -175,6 +183,7 @@ INBOUND: tuple[type[Envelope], ...] = (
     VerificationCompleted,
     RegistrationCompleteRequested,
     RegistrationCancelRequested,
+    VerificationReplayRequested,
 )
 """What the outside world sends the orchestrator."""
 
@@ -202,6 +211,7 @@ AnyEvent = Annotated[
     | VerificationCompleted
     | RegistrationCompleteRequested
     | RegistrationCancelRequested
+    | VerificationReplayRequested
     | DeadlineReached
     | ChallengeIssued
     | VerificationRequested

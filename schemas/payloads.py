@@ -109,6 +109,10 @@ class CancelRequestedPayload(Payload):
     reason: Text | None = Field(default=None, max_length=200)
 
 
+class ReplayRequestedPayload(Payload):
+    reason: Text | None = Field(default=None, max_length=200)
+
+
 class DeadlineReachedPayload(Payload):
     deadline: AwareDatetime
 

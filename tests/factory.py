@@ -33,6 +33,7 @@ SOURCES = {
     "verification.completed": "verifier",
     "registration.complete_requested": "web",
     "registration.cancel_requested": "web",
+    "verification.replay_requested": "operator",
 }
 PAYLOADS: dict[str, dict[str, Any]] = {
     "registration.started": {"facility_id": "facility-1", "profile": "facility", "applicant": APPLICANT},
@@ -46,6 +47,7 @@ PAYLOADS: dict[str, dict[str, Any]] = {
     "verification.completed": {"attempt": 1, "outcome": "pass", "certificate_fingerprint": "a" * 64},
     "registration.complete_requested": {},
     "registration.cancel_requested": {},
+    "verification.replay_requested": {"reason": "the platform is back"},
 }
 FLOW = [
     "registration.started",

@@ -292,6 +292,13 @@ class MongoStore:
             raise StoreUnavailableError(f"MongoDB purge failed: {exc}") from exc
         return len(ids)
 
+    async def in_state(self, state: str, limit: int) -> list[str]:
+        try:
+            cursor = self._db.registrations.find({"state": state}, {"_id": 1}).sort("updated_at", ASCENDING)
+            return [d["_id"] for d in await cursor.limit(limit).to_list()]
+        except PyMongoError as exc:
+            raise StoreUnavailableError(f"MongoDB read failed: {exc}") from exc
+
     async def outbox_backlog(self) -> int:
         try:
             return await self._db.outbox.count_documents({"sent_at": None})

@@ -309,6 +309,12 @@ class SqliteStore:
             await db.executemany("DELETE FROM registrations WHERE id = ?", ids)
         return len(ids)
 
+    async def in_state(self, state: str, limit: int) -> list[str]:
+        rows = await self._fetch(
+            "SELECT id FROM registrations WHERE state = ? ORDER BY updated_at LIMIT ?", (state, limit)
+        )
+        return [r[0] for r in rows]
+
     async def outbox_backlog(self) -> int:
         rows = await self._fetch("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")
         return int(rows[0][0])

@@ -22,6 +22,7 @@ from schemas.events import (
     SignatureVerified,
     VerificationCompleted,
     VerificationFailed,
+    VerificationReplayRequested,
     VerificationRequested,
 )
 
@@ -207,6 +208,34 @@ def _request_again(
     return Applied(reg.model_copy(update={"verification": verification, "updated_at": ctx.now}), [request])
 
 
+def _parked(
+    registration: Registration | None, _: VerificationReplayRequested, ctx: Context
+) -> Rejection | None:
+    verification = existing(registration).verification
+    if verification is None or verification.status != "parked" or existing(registration).signature is None:
+        return Rejection("not_parked", "only a parked verification with its signature can be replayed")
+    return None
+
+
+def _replay(
+    registration: Registration | None, event: VerificationReplayRequested, ctx: Context, state: State
+) -> Applied:
+    """The kept signature goes to the verifier again, with a fresh retry budget."""
+    reg = existing(registration)
+    assert reg.verification is not None
+    verification = reg.verification.model_copy(
+        update={
+            "status": "pending",
+            "retries": 0,
+            "code": None,
+            "message": None,
+            "retry_at": ctx.now + ctx.profile(reg).verification_answer_timeout,
+        }
+    )
+    request = emit(VerificationRequested, event, ctx, {"attempt": verification.attempt})
+    return Applied(reg.model_copy(update={"verification": verification, "updated_at": ctx.now}), [request])
+
+
 def _why_not_complete(
     registration: Registration | None, _: RegistrationCompleteRequested, ctx: Context
 ) -> Rejection:
@@ -232,5 +261,6 @@ RULES = [
     Rule("verification.completed", _failed, when=_outcome("fail"), guard=_current_attempt),
     Rule("verification.completed", _retry_later, when=_outcome("retry_later"), guard=_current_attempt),
     Rule("registration.deadline_reached", _request_again, when=_retry_due),
+    Rule("verification.replay_requested", _replay, guard=_parked),
     refuse("registration.complete_requested", _why_not_complete),
 ]

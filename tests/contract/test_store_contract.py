@@ -222,3 +222,15 @@ async def test_an_outbox_id_written_twice_is_a_permanent_error_and_leaves_no_tra
     loaded = await store.load("reg-00000001")
     assert loaded is not None
     assert loaded.version == 1
+
+
+async def test_registrations_are_listed_by_state_least_recently_changed_first(store: Store) -> None:
+    later = registration("reg-later-01", state=State.CONFIRMED, updated_at=NOW + timedelta(minutes=5))
+    await store.commit(commit("e1", later, 0, rid="reg-later-01"))
+    await store.commit(
+        commit("e2", registration("reg-early-01", state=State.CONFIRMED), 0, rid="reg-early-01")
+    )
+    await store.commit(commit("e3", registration("reg-other-01"), 0, rid="reg-other-01"))
+    assert await store.in_state("confirmed", 10) == ["reg-early-01", "reg-later-01"]
+    assert await store.in_state("confirmed", 1) == ["reg-early-01"]
+    assert await store.in_state("activated", 10) == []

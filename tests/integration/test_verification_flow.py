@@ -316,3 +316,62 @@ async def test_the_card_emulator_carries_many_registrations_to_activation_once_e
             assert (await verification_of(app, rid)).state is State.ACTIVATED
     finally:
         await app.close()
+
+
+async def test_an_operator_lists_a_parked_verification_and_replays_it_once_the_outage_is_over(
+    world: World, clock: FakeClock
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.integration.harness import KEY
+
+    crl = world.tmp / "late-crl.der"
+    app = await verifying(world, clock, crl_files=[crl], verification_retry_limit=1)
+    try:
+        rid = "reg-replay-01"
+        await up_to_confirmed(app, rid)
+        await sign_with(app, rid, world.good)
+        clock.advance(timedelta(minutes=5))
+        await app.runtime.sweeper.sweep_once()
+        await settle(app)
+        parked = await verification_of(app, rid)
+        assert parked.verification is not None
+        assert (parked.verification.status, parked.verification.code) == ("parked", "42")
+
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HONNIN_")}
+        env |= {
+            "HONNIN_DATA_DIR": str(world.tmp / "data"),
+            "HONNIN_DATA_KEY": KEY,
+            "HONNIN_LOG_LEVEL": "ERROR",
+        }
+
+        def honnin(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "honnin.cli", *args],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+
+        listed = honnin("parked")
+        assert listed.returncode == 0, listed.stderr
+        assert listed.stdout.split("\t")[:3] == [rid, "42", "1"]
+
+        crl.write_bytes(world.ca.crl(this_update=NOW - timedelta(minutes=1)))  # the outage is over
+        replayed = honnin("replay", rid, "--reason", "CRL restored")
+        assert replayed.returncode == 0, replayed.stderr
+        app.orchestrator.committed.set()  # the CLI wrote the request; this worker's relay sends it
+        for _ in range(100):
+            await settle(app)
+            if (await verification_of(app, rid)).state is State.SIGNATURE_VERIFIED:
+                break
+        assert (await verification_of(app, rid)).state is State.SIGNATURE_VERIFIED
+        assert honnin("parked").stdout.strip() == "no parked verifications"
+        again = honnin("replay", rid)
+        assert again.returncode == 1
+        assert "event_not_accepted" in again.stderr
+    finally:
+        await app.close()
