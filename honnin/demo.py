@@ -113,6 +113,14 @@ class Demo:
         self.say(f"  app: signature {answer['_status']}: {answer['message']}")
         await self.settle()
 
+    async def read_and_sign(self, person: Person, card: Card) -> str:
+        """Steps 1 to 5 with the app reading `person`'s card-info and signing with `card`."""
+        rid, link = await self.start(person)
+        await self.phone.read_card(link, person)
+        await self.settle()
+        await self.sign(await self.confirm(rid), card)
+        return rid
+
     async def complete(self, rid: str) -> dict[str, Any]:
         answer = await self.web("POST", f"/registrations/{rid}/complete")
         shown = answer.get("state") if answer["_status"] == 200 else answer["message"]
@@ -137,10 +145,7 @@ async def scenarios(demo: Demo, ca: DevCA, crl: Path, now: datetime) -> None:
     await demo.reflect(rid)
 
     say("3. another card than the one read: mismatch, then the right card")
-    rid, link = await demo.start(HANAKO)
-    await demo.phone.read_card(link, HANAKO)
-    await demo.settle()
-    await demo.sign(await demo.confirm(rid), ca.issue(TARO, now=now))
+    rid = await demo.read_and_sign(HANAKO, ca.issue(TARO, now=now))
     await demo.complete(rid)
     fresh = await demo.web("POST", f"/registrations/{rid}/sign-link")
     await demo.sign(fresh["sign_link"], good)
@@ -148,29 +153,18 @@ async def scenarios(demo: Demo, ca: DevCA, crl: Path, now: datetime) -> None:
 
     say("4. an expired certificate (Code: 21)")
     expired = ca.issue(HANAKO, not_before=now - timedelta(days=40), valid_for=timedelta(days=30))
-    rid, link = await demo.start(HANAKO)
-    await demo.phone.read_card(link, HANAKO)
-    await demo.settle()
-    await demo.sign(await demo.confirm(rid), expired)
-    await demo.complete(rid)
+    await demo.complete(await demo.read_and_sign(HANAKO, expired))
 
     say("5. a revoked certificate (Code: 23)")
     revoked = ca.issue(HANAKO, now=now)
     ca.revoke(revoked, at=now - timedelta(minutes=1))
     await asyncio.to_thread(crl.write_bytes, ca.crl(this_update=now - timedelta(seconds=30)))
-    rid, link = await demo.start(HANAKO)
-    await demo.phone.read_card(link, HANAKO)
-    await demo.settle()
-    await demo.sign(await demo.confirm(rid), revoked)
-    await demo.complete(rid)
+    await demo.complete(await demo.read_and_sign(HANAKO, revoked))
 
     say("6. revocation data unavailable for a moment: retried by Honnin, then success")
     saved = await asyncio.to_thread(crl.read_bytes)
     await asyncio.to_thread(crl.unlink)
-    rid, link = await demo.start(HANAKO)
-    await demo.phone.read_card(link, HANAKO)
-    await demo.settle()
-    await demo.sign(await demo.confirm(rid), good)
+    rid = await demo.read_and_sign(HANAKO, good)
     await demo.complete(rid)
     await asyncio.to_thread(crl.write_bytes, saved)
     say("  (the CRL is back; Honnin retries from its persisted schedule)")
