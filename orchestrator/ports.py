@@ -119,6 +119,16 @@ class Delivery:
     attempt: int  # 1 on first delivery
 
 
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message a queue gave up on, with the reason an operator reads before replaying it."""
+
+    queue: str
+    message: BusMessage
+    reason: str
+    attempts: int
+
+
 Handler = Callable[[Delivery], Awaitable[None]]
 
 

@@ -16,17 +16,9 @@ import structlog
 
 from adapters.bus.topic import matches
 from orchestrator.errors import BusUnavailableError, PermanentError, UnroutableError, failure_reason
-from orchestrator.ports import BusMessage, Delivery, Handler
+from orchestrator.ports import BusMessage, DeadLetter, Delivery, Handler
 
 log = structlog.get_logger("honnin.bus")
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    queue: str
-    message: BusMessage
-    reason: str
-    attempts: int
 
 
 @dataclass

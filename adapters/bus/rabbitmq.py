@@ -32,13 +32,12 @@ from aio_pika.exceptions import (
 )
 from pamqp.commands import Basic
 
-from adapters.bus.inprocess import DeadLetter
 from adapters.bus.rabbitmq_codec import bus_message, dead_letter, to_amqp
 from adapters.bus.rabbitmq_consumer import InFlight, QueueConsumer, RetryPolicy
 from adapters.bus.rabbitmq_topology import Naming, QueueArguments, declare_all, declare_exchanges
 from adapters.bus.watchdog import ConsumerWatchdog
 from orchestrator.errors import BusUnavailableError, ConfigurationError, NotFoundError, UnroutableError
-from orchestrator.ports import BusMessage, Handler
+from orchestrator.ports import BusMessage, DeadLetter, Handler
 
 log = structlog.get_logger("honnin.bus")
 

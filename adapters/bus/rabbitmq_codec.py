@@ -8,8 +8,7 @@ from datetime import timedelta
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage, DeliveryMode, HeadersType
 
-from adapters.bus.inprocess import DeadLetter
-from orchestrator.ports import BusMessage, Delivery
+from orchestrator.ports import BusMessage, DeadLetter, Delivery
 
 ROUTING_KEY = "x-honnin-routing-key"  # the publisher's key; retries arrive through the default exchange
 ATTEMPT = "x-honnin-attempt"  # the attempt a copy starts at: 1 + delayed redeliveries so far

@@ -15,10 +15,10 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from adapters.bus.inprocess import DeadLetter, InProcessBus
+from adapters.bus.inprocess import InProcessBus
 from adapters.bus.rabbitmq import RabbitMqBus
 from orchestrator.errors import BusUnavailableError
-from orchestrator.ports import Bus, BusMessage
+from orchestrator.ports import Bus, BusMessage, DeadLetter
 from tests.conftest import require
 
 RABBITMQ_URL = os.environ.get("HONNIN_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
