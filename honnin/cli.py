@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+import structlog
 
 from honnin import logs
 from honnin.bootstrap import App, bootstrap
@@ -81,7 +82,9 @@ def run(events_file: Path | None, until_idle: bool) -> None:
 
         settings = app.settings
         async with serve(build_http(app), settings.http_host, settings.http_port) as server:
-            logs.get("honnin.http").info("http.listening", url=server.url, public_url=settings.public_url)
+            structlog.get_logger("honnin.http").info(
+                "http.listening", url=server.url, public_url=settings.public_url
+            )
             await app.runtime.wait(stop)
 
     _with_app(work)

@@ -68,8 +68,3 @@ def configure(level: str = "INFO", fmt: str = "json") -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
-
-
-def get(name: str) -> Any:
-    """A logger for the command line's own messages."""
-    return structlog.get_logger(name)

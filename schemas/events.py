@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import (
@@ -292,10 +291,3 @@ def new_event_id() -> uuid.UUID:
 def derived_event_id(*parts: str) -> uuid.UUID:
     """A stable id for an event the orchestrator derives, so a retried derivation deduplicates."""
     return uuid.uuid5(uuid.NAMESPACE_URL, "honnin:" + ":".join(parts))
-
-
-def utc(value: datetime) -> datetime:
-    """Refuse naive datetimes in internal code paths."""
-    if value.tzinfo is None:
-        raise ValueError("naive datetime")
-    return value

@@ -231,9 +231,6 @@ class DevCA:
         )
         return response.public_bytes(serialization.Encoding.DER)
 
-    def ocsp_status_for_serial(self, serial: int) -> bool:
-        return serial in self.revoked
-
     # -- files, for `honnin dev-ca` ------------------------------------------------------------
 
     def save(self, directory: Path) -> None:

@@ -94,12 +94,12 @@ class Links:
         return f"{self._base}{LINK_PATH}{token}"
 
     def issue(self, registration_id: str, step: Step, attempt: int = 0) -> IssuedLink:
-        expires_at = self._clock.now() + self._ttl
+        expires = int((self._clock.now() + self._ttl).timestamp())
         claims = {
             "rid": registration_id,
             "step": step,
             "attempt": attempt,
-            "exp": int(expires_at.timestamp()),
+            "exp": expires,
             "nonce": _b64(secrets.token_bytes(16)),
         }
         body = _b64(json.dumps(claims, separators=(",", ":")).encode())
@@ -111,7 +111,7 @@ class Links:
             deep_link=f"{self._scheme}://open?link={quote(url, safe='')}",
             qr_svg_url=f"{url}/qr.svg",
             qr_png_url=f"{url}/qr.png",
-            expires_at=datetime.fromtimestamp(claims["exp"], UTC),  # type: ignore[arg-type]
+            expires_at=datetime.fromtimestamp(expires, UTC),
         )
 
     def open(self, token: str, step: Step | None = None) -> Claims:

@@ -572,15 +572,6 @@ def test_new_event_ids_are_random() -> None:
     assert ev.new_event_id() != ev.new_event_id()
 
 
-def test_utc_refuses_naive_datetimes() -> None:
-    assert ev.utc(factory.NOW) is factory.NOW
-    with pytest.raises(ValueError, match="naive"):
-        ev.utc(datetime(2026, 1, 1))
-
-
-# --- exported JSON Schemas ---------------------------------------------------------------------
-
-
 def _validates(schema: dict[str, Any], instance: dict[str, Any]) -> bool:
     if jsonschema is not None:
         return jsonschema.Draft202012Validator(schema).is_valid(instance)
