@@ -44,7 +44,7 @@ def test_the_check_digit_rule_at_its_edges() -> None:
     assert not is_valid_code("131017")
     assert not is_valid_code("13101")
     assert not is_valid_code("１３１０１６")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="five ASCII digits"):
         check_digit("1310")
 
 
