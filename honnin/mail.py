@@ -42,8 +42,10 @@ def smtp_config(settings: Settings) -> SmtpConfig:
         port=settings.smtp_port,
         tls=settings.smtp_tls,
         timeout_seconds=settings.smtp_timeout_seconds,
-        username=settings.smtp_username,
-        password=settings.smtp_password,
+        username=settings.smtp_username or None,  # compose passes unset variables as ""
+        password=settings.smtp_password
+        if settings.smtp_password and settings.smtp_password.get_secret_value()
+        else None,
         tls_context=context,
     )
 

@@ -109,9 +109,12 @@ def test_smtp_settings_from_the_environment(monkeypatch, tmp_path: Path) -> None
         "HONNIN_MAIL_FROM_NAME": "本人確認",
     }.items():
         monkeypatch.setenv(key, value)
+    monkeypatch.setenv("HONNIN_SMTP_USERNAME", "")  # as compose passes a variable left unset
+    monkeypatch.setenv("HONNIN_SMTP_PASSWORD", "")
     mailer = make_mailer(Settings(data_dir=tmp_path), FakeClock())
     assert isinstance(mailer, SmtpMailer)
     config = mailer.config
+    assert (config.username, config.password) == (None, None), "no AUTH with empty credentials"
     assert (config.host, config.effective_port, config.tls, config.timeout_seconds) == (
         "mail",
         1025,
