@@ -14,9 +14,10 @@ from adapters.card_bridge.links import Links, link_key
 from adapters.clock import SystemClock
 from adapters.store.codec import Sealer, decode_key, new_key
 from honnin import verification
+from honnin.mail import make_mailer
 from honnin.settings import Settings
 from orchestrator.errors import ConfigurationError
-from orchestrator.ports import Bus, Clock, Store
+from orchestrator.ports import Bus, Clock, Mailer, Store
 from orchestrator.relay import OutboxRelay
 from orchestrator.runtime import Runtime
 from orchestrator.service import Orchestrator
@@ -35,9 +36,11 @@ class App:
     verifier: Verifier
     revocation: RevocationSource | None
     links: Links
+    mailer: Mailer
 
     async def close(self) -> None:
         await self.runtime.stop()
+        await self.mailer.close()
         await self.bus.close()
         if self.revocation is not None:
             await self.revocation.close()
@@ -122,4 +125,5 @@ def _wire(settings: Settings, store: Store, bus: Bus, clock: Clock, links: Links
     verifier = Verifier(store, bus, verification.pipeline(settings, revocation), clock)
     consumers = {VERIFIER_QUEUE: verifier.on_delivery} if settings.verifier_enabled else {}
     runtime = Runtime(orchestrator, bus, relay, sweeper, consumers=consumers)
-    return App(settings, store, bus, clock, orchestrator, runtime, verifier, revocation, links)
+    mailer = make_mailer(settings, clock)
+    return App(settings, store, bus, clock, orchestrator, runtime, verifier, revocation, links, mailer)

@@ -16,6 +16,7 @@ import structlog
 from honnin import logs
 from honnin.bootstrap import App, bootstrap
 from honnin.devca_cli import dev_ca
+from honnin.municipality_cli import municipality
 from honnin.settings import Settings
 from orchestrator.errors import HonninError
 from orchestrator.ports import BusMessage
@@ -286,6 +287,7 @@ def export_schemas(directory: Path) -> None:
 
 
 main.add_command(dev_ca)
+main.add_command(municipality)
 
 
 @main.command()

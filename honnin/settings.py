@@ -78,10 +78,28 @@ class Settings(BaseSettings):
     retain_certificates: bool = Field(False, description="keep the raw signing certificate after a decision")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
+    # Outbound mail (adapters/mail): the embedded file outbox, or SMTP
+    mail: Literal["file", "smtp"] = Field("file", description="file: one .eml per message in MAIL_DIR")
+    mail_dir: Path | None = Field(None, description="default: DATA_DIR/mail")
+    mail_from: str = Field("no-reply@honnin.invalid", description="the From address; required with smtp")
+    mail_from_name: str = Field("Honnin", description="the From display name (Japanese is fine)")
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int | None = Field(None, ge=1, le=65535, description="default: 25, 587 (starttls), 465 (tls)")
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_tls: Literal["none", "starttls", "tls"] = "starttls"
+    smtp_timeout_seconds: PositiveFloat = 10.0
+    smtp_ca_file: Path | None = Field(
+        None, description="PEM roots to trust for the SMTP server (a private CA)"
+    )
 
     @property
     def sqlite_file(self) -> Path:
         return self.sqlite_path or self.data_dir / "honnin.db"
+
+    @property
+    def mail_folder(self) -> Path:
+        return self.mail_dir or self.data_dir / "mail"
 
     def facilities(self) -> dict[str, str]:
         """Bearer token → facility id, from `id:token,id:token`."""

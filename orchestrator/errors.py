@@ -5,14 +5,16 @@ HonninError
 │   ├── VersionConflictError  someone saved the registration first: reload and apply again
 │   ├── RetryLaterError       the event may become applicable (its registration is not there yet)
 │   ├── StoreUnavailableError
-│   └── BusUnavailableError
-│       └── UnroutableError   no queue took the message (mandatory publish returned)
+│   ├── BusUnavailableError
+│   │   └── UnroutableError   no queue took the message (mandatory publish returned)
+│   └── MailTemporaryError    4xx, a refused or dropped connection, a timeout: send the mail later
 └── PermanentError            retrying cannot help
     ├── DuplicateEventError   the event id was processed already
     ├── PoisonMessageError    unparseable, unknown type or failing schema
     ├── NotFoundError
     ├── CardInfoNotReadError  「情報を反映する」 before the app read the card
-    └── ConfigurationError
+    ├── ConfigurationError
+    └── MailPermanentError    5xx, the recipient refused: this mail to this address will not go
 """
 
 from __future__ import annotations
@@ -76,6 +78,26 @@ class CardInfoNotReadError(PermanentError):
 
 class ConfigurationError(PermanentError):
     code = "configuration"
+
+
+class MailTemporaryError(RetryableError):
+    """The same message may be handed over again later; `smtp_code` is the server's reply, if any."""
+
+    code = "mail_temporary"
+
+    def __init__(self, message: str, *, code: str | None = None, smtp_code: int | None = None) -> None:
+        super().__init__(message, code=code)
+        self.smtp_code = smtp_code
+
+
+class MailPermanentError(PermanentError):
+    """Sending this message to this address again cannot help: record it, do not retry."""
+
+    code = "mail_permanent"
+
+    def __init__(self, message: str, *, code: str | None = None, smtp_code: int | None = None) -> None:
+        super().__init__(message, code=code)
+        self.smtp_code = smtp_code
 
 
 def failure_reason(exc: BaseException) -> str:

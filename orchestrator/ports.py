@@ -153,3 +153,49 @@ class Bus(Protocol):
 
 class Clock(Protocol):
     def now(self) -> datetime: ...
+
+
+# --- Outbound mail ------------------------------------------------------------------------------
+
+_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
+
+
+@dataclass(frozen=True)
+class MailMessage:
+    """One mail, rendered; the mailer adds From, Date and the MIME structure.
+
+    `message_id` names it everywhere — the Message-ID header, the outbox file, the retry
+    schedule — so it is letters, digits and ._- only and carries no personal fact. The same id
+    on a retry lets the outbox overwrite and receivers recognise the copy.
+    """
+
+    message_id: str
+    to: str
+    subject: str
+    text: str
+    html: str | None = None
+
+    def __post_init__(self) -> None:
+        mid = self.message_id
+        if not (0 < len(mid) <= 128 and set(mid) <= _ID_CHARS and mid[0] not in "._-"):
+            raise ValueError("message_id: 1-128 of A-Z a-z 0-9 . _ -, starting with a letter or digit")
+        for label, value in (("to", self.to), ("subject", self.subject)):
+            if "\r" in value or "\n" in value:
+                raise ValueError(f"{label}: a header value holds no line break")
+        local, at, domain = self.to.rpartition("@")
+        if not (local and at and domain) or any(ch.isspace() for ch in self.to):
+            raise ValueError("to: one address, local@domain")
+
+
+class Mailer(Protocol):
+    """Hands a mail over for delivery: SMTP, or the embedded file outbox.
+
+    `send` returns once the server (or the folder) has taken the message. It raises
+    MailTemporaryError when the same message may go later (4xx, connection refused or dropped,
+    timeout, a server set up wrongly) and MailPermanentError when it will not (5xx to the
+    recipient or the content, an address the transport cannot carry).
+    """
+
+    async def send(self, message: MailMessage) -> None: ...
+
+    async def close(self) -> None: ...

@@ -43,3 +43,14 @@ def refuse_individual_number(value: str) -> str:
 
 Text = Annotated[str, AfterValidator(refuse_individual_number)]
 """Any free text a caller sends: refused when it carries an individual number."""
+
+
+def mask_email(address: str) -> str:
+    """What a log may say about an e-mail address: its first letter and its top-level domain
+    (h***@e***.jp), enough to tell two mails apart at a glance and nothing to write to."""
+    local, _, domain = address.rpartition("@")
+    if not local or not domain:
+        return "***"
+    labels = domain.split(".")
+    masked = [label[:1] + "***" for label in labels[:-1]] + labels[-1:]
+    return f"{local[:1]}***@{'.'.join(masked)}"
