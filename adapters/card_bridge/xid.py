@@ -187,8 +187,9 @@ class XidApi:
 
     async def signature(self, request: web.Request, client: str) -> web.Response:
         """The card's signature over the consent message, checked here, then verified in the background."""
-        registration = _signable(await self._owned(request, client))
+        owned = await self._owned(request, client)
         body = await read_json(request, XidSignatureRequest)
+        registration = _signable(owned)
         check_consent_signature(body, signed_message(registration))
         payload = XidSignaturePayload(
             certificate=body.certificate, signature=body.signature, algorithm=body.algorithm
