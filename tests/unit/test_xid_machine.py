@@ -141,8 +141,6 @@ def test_paths_accept_the_shared_events_in_their_open_states_only() -> None:
 def test_a_profile_checks_the_signature_and_the_chain_always() -> None:
     with pytest.raises(ValueError, match="signature and the chain"):
         Profile.model_validate({**profiles()["xid"].model_dump(), "checks": {"signature"}})
-            {**profiles()["xid"].model_dump(), "checks": {"signature"}}
-        )
     assert "identity" not in profiles()["xid"].checks
     assert "identity" in profiles()["facility"].checks
 
