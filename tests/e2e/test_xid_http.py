@@ -113,6 +113,9 @@ async def test_the_whole_xid_flow_over_http(world: World) -> None:
     assert registration.xid.device_key is not None
     assert registration.xid.device_key.public_key == phone.public_key()
     assert registration.signature is None, "the raw certificate is not kept after the decision"
+    submitted = next(e for e in history if e.event_type == "xid.signature_submitted")
+    assert base64.b64encode(world.card.der) not in submitted.event, "history keeps its fingerprint only"
+    assert b"sha256:" in submitted.event
 
 
 async def test_a_reused_link_and_an_expired_link_are_refused(world: World) -> None:
