@@ -11,7 +11,9 @@ from adapters.bus.inprocess import InProcessBus
 from adapters.ca_revocation.revocation import RevocationSource
 from adapters.ca_revocation.worker import Verifier
 from adapters.card_bridge.links import Links, link_key
+from adapters.card_bridge.xid_links import EmailLinks, email_link_key
 from adapters.clock import SystemClock
+from adapters.mail.worker import MailWorker
 from adapters.store.codec import Sealer, decode_key, new_key
 from honnin import verification
 from honnin.mail import make_mailer
@@ -22,7 +24,7 @@ from orchestrator.relay import OutboxRelay
 from orchestrator.runtime import Runtime
 from orchestrator.service import Orchestrator
 from orchestrator.sweeper import DeadlineSweeper
-from orchestrator.topology import VERIFIER_QUEUE
+from orchestrator.topology import MAIL_QUEUE, VERIFIER_QUEUE
 
 
 @dataclass
@@ -37,6 +39,7 @@ class App:
     revocation: RevocationSource | None
     links: Links
     mailer: Mailer
+    email_links: EmailLinks  # xID: the confirmation links the mail worker writes
 
     async def close(self) -> None:
         await self.runtime.stop()
@@ -103,13 +106,13 @@ async def bootstrap(settings: Settings, *, clock: Clock | None = None, bus: Bus 
         links = Links(
             link_key(key), settings.public_url, clock, ttl=timedelta(seconds=settings.link_ttl_seconds)
         )
-        return _wire(settings, store, bus or await make_bus(settings), clock, links)
+        return _wire(settings, store, bus or await make_bus(settings), clock, links, key)
     except BaseException:
         await store.close()  # a half-wired worker must still exit: the store's thread would not
         raise
 
 
-def _wire(settings: Settings, store: Store, bus: Bus, clock: Clock, links: Links) -> App:
+def _wire(settings: Settings, store: Store, bus: Bus, clock: Clock, links: Links, key: bytes) -> App:
     orchestrator = Orchestrator(store, clock, settings.profiles())
     relay = OutboxRelay(
         store, bus, clock, worker=settings.worker_id, idle_seconds=settings.relay_idle_seconds
@@ -122,8 +125,17 @@ def _wire(settings: Settings, store: Store, bus: Bus, clock: Clock, links: Links
         interval_seconds=settings.sweep_interval_seconds,
     )
     revocation = verification.revocation_source(settings, clock)
-    verifier = Verifier(store, bus, verification.pipeline(settings, revocation), clock)
+    pipelines = verification.pipelines(settings, revocation)
+    verifier = Verifier(store, bus, pipelines["facility"], clock, by_profile=pipelines)
     consumers = {VERIFIER_QUEUE: verifier.on_delivery} if settings.verifier_enabled else {}
-    runtime = Runtime(orchestrator, bus, relay, sweeper, consumers=consumers)
     mailer = make_mailer(settings, clock)
-    return App(settings, store, bus, clock, orchestrator, runtime, verifier, revocation, links, mailer)
+    email_links = EmailLinks(email_link_key(key), settings.public_url)
+    mail_worker = MailWorker(
+        store, bus, mailer, clock, link_for=email_links.url_for, service=settings.xid_service_name
+    )
+    if settings.mail_enabled:
+        consumers[MAIL_QUEUE] = mail_worker.on_delivery
+    runtime = Runtime(orchestrator, bus, relay, sweeper, consumers=consumers)
+    return App(
+        settings, store, bus, clock, orchestrator, runtime, verifier, revocation, links, mailer, email_links
+    )

@@ -1,10 +1,11 @@
-"""The worker's HTTP face: the facility API, the card bridge, the OpenAPI document, a health probe."""
+"""The worker's HTTP face: the facility API, the card bridge, the xID app API, OpenAPI, a health probe."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
 from adapters.card_bridge.app import add_card_bridge_routes
+from adapters.card_bridge.xid import add_xid_routes
 from adapters.http.common import application, ok
 from adapters.web.app import add_web_routes
 from honnin.bootstrap import App
@@ -21,6 +22,13 @@ def build_http(app: App) -> web.Application:
         facilities=app.settings.facilities(),
     )
     add_card_bridge_routes(http, orchestrator=app.orchestrator, links=app.links, clock=app.clock)
+    add_xid_routes(
+        http,
+        orchestrator=app.orchestrator,
+        clock=app.clock,
+        clients=app.settings.app_client_secrets(),
+        email_links=app.email_links,
+    )
     document = openapi_document()
 
     async def openapi(_: web.Request) -> web.Response:

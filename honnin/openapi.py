@@ -28,6 +28,7 @@ class Route:
     body_required: bool = True
     idempotency_key: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    scheme: str = "facilityToken"  # which credential `security` asks for
 
 
 class ErrorBody(BaseModel):
@@ -55,7 +56,14 @@ def document(routes: list[Route], *, title: str, version: str) -> dict[str, Any]
         "paths": paths,
         "components": {
             "schemas": defs.get("$defs", {}),
-            "securitySchemes": {"facilityToken": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "facilityToken": {"type": "http", "scheme": "bearer"},
+                "appClient": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "an xID app client's secret (HONNIN_APP_CLIENTS); never a facility token",
+                },
+            },
         },
     }
 
@@ -100,7 +108,7 @@ def _operation(route: Route, refs: dict[Any, Any]) -> dict[str, Any]:
             "content": {"application/json": {"schema": ref(route.request)}},
         }
     if route.security:
-        operation["security"] = [{"facilityToken": []}]
+        operation["security"] = [{route.scheme: []}]
     operation.update(route.extra)
     return operation
 

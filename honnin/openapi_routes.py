@@ -5,15 +5,140 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from pydantic import BaseModel
+
 from honnin import __version__
 from honnin.openapi import Route, document
 from schemas import api_card_bridge as bridge
 from schemas import api_web as web
+from schemas import api_xid as xid
 
 ONE = "/v1/registrations/{registration_id}"
 LINK = "/app/v1/links/{token}"
 WEB_ERRORS = (400, 401, 404, 409, 413, 415, 422, 503)
 LINK_ERRORS = (403, 404, 409, 410, 503)
+XID = "/app/v1/xid/registrations"
+XID_ONE = XID + "/{registration_id}"
+XID_ERRORS = (400, 401, 404, 409, 413, 415, 422, 503)
+EMAIL_LINK = "/app/v1/xid/email-confirmations/{token}"
+
+
+def _app(
+    method: str,
+    path: str,
+    summary: str,
+    response: type[BaseModel],
+    *,
+    status: int = 200,
+    request: type[BaseModel] | None = None,
+    errors: tuple[int, ...] = XID_ERRORS,
+    body_required: bool = True,
+) -> Route:
+    """An xID app route: tagged `xid`, behind the app client credential."""
+    return Route(
+        method, path, summary, response, status, request, errors,
+        tag="xid", scheme="appClient", body_required=body_required,
+    )  # fmt: skip
+
+
+XID_ROUTES = [
+    _app(
+        "POST",
+        XID,
+        "Start an xID registration with the accepted terms",
+        xid.XidStarted,
+        status=201,
+        request=xid.XidStartRequest,
+        errors=XID_ERRORS,
+    ),
+    _app(
+        "GET",
+        XID_ONE,
+        "State, verification, e-mail delivery and municipality",
+        xid.XidStatus,
+        errors=(401, 404),
+    ),
+    _app(
+        "POST",
+        XID_ONE + "/certificate",
+        "The signing certificate: its four facts come back (基本情報の確認)",
+        xid.FactsShown,
+        request=xid.CertificateRequest,
+        errors=XID_ERRORS,
+    ),
+    _app(
+        "POST",
+        XID_ONE + "/consent",
+        "本人確認に関する同意: the challenge and the bytes to sign",
+        xid.ChallengeToSign,
+        request=xid.ConsentRequest,
+        errors=XID_ERRORS,
+    ),
+    _app(
+        "GET",
+        XID_ONE + "/challenge",
+        "What to sign now (a fresh challenge after a failure)",
+        xid.ChallengeToSign,
+        errors=(401, 404, 409),
+    ),
+    _app(
+        "POST",
+        XID_ONE + "/signature",
+        "The card's signature over the consent message",
+        xid.SignatureTaken,
+        status=202,
+        request=xid.XidSignatureRequest,
+        errors=XID_ERRORS,
+    ),
+    _app(
+        "POST",
+        XID_ONE + "/activation",
+        "ID有効化: the device public key; お住まいの自治体 comes back",
+        xid.Enabled,
+        request=xid.ActivationRequest,
+        errors=XID_ERRORS,
+    ),
+    _app(
+        "POST",
+        XID_ONE + "/email",
+        "メールアドレスの登録 / 再入力する: a confirmation link is mailed",
+        xid.EmailQueued,
+        status=202,
+        request=xid.EmailRequest,
+        errors=XID_ERRORS,
+    ),
+    _app(
+        "POST",
+        XID_ONE + "/start-using",
+        "利用を開始する: only after the address is confirmed",
+        xid.InUse,
+        request=xid.EmptyRequest,
+        errors=XID_ERRORS,
+        body_required=False,
+    ),
+    _app(
+        "GET", XID_ONE + "/municipality", "お住まいの自治体", xid.MunicipalityAnswer, errors=(401, 404, 409)
+    ),
+    Route(
+        "GET",
+        EMAIL_LINK,
+        "メールアドレス確認: the page the mailed link opens (never confirms by itself)",
+        xid.LinkAnswer,
+        errors=(404, 409, 410),
+        tag="xid",
+        security=False,
+        media_type="text/html",
+    ),
+    Route(
+        "POST",
+        EMAIL_LINK,
+        "メールアドレス確認: the page's button confirms the address (JSON on request)",
+        xid.LinkAnswer,
+        errors=(404, 409, 410),
+        tag="xid",
+        security=False,
+    ),
+]
 
 ROUTES = [
     Route(
@@ -133,6 +258,7 @@ ROUTES = [
         security=False,
         media_type="image/png",
     ),
+    *XID_ROUTES,
     Route("GET", "/openapi.json", "This document", None, tag="meta", security=False),
     Route("GET", "/healthz", "Liveness and the outbox backlog", None, tag="meta", security=False),
 ]
@@ -140,4 +266,4 @@ ROUTES = [
 
 @cache
 def openapi_document() -> dict[str, Any]:
-    return document(ROUTES, title="Honnin: facility API and card bridge", version=__version__)
+    return document(ROUTES, title="Honnin: facility API, card bridge and xID app API", version=__version__)

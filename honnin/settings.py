@@ -13,6 +13,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from orchestrator.errors import ConfigurationError
 from orchestrator.model import Profile
+from orchestrator.xid import XID_CHECKS, XID_PATH, XID_STEPS
+from schemas.payloads import AcceptedTerms
 
 
 def _split_paths(value: object) -> object:
@@ -93,6 +95,22 @@ class Settings(BaseSettings):
         None, description="PEM roots to trust for the SMTP server (a private CA)"
     )
 
+    # The xID profile (seed 003): the app's own API, its terms, its e-mail step
+    app_clients: SecretStr | None = Field(
+        None, description="comma-separated client-id:secret pairs; the xID app calls with its bearer secret"
+    )
+    xid_terms: str | None = Field(
+        None, description="comma-separated version:sha256 of the terms the app shows; none: no xID start"
+    )
+    xid_activation_timeout_seconds: PositiveInt = 86_400
+    xid_email_link_ttl_seconds: PositiveInt = 86_400
+    xid_service_name: str = Field("xID", description="the service's name in the confirmation mail")
+    mail_enabled: bool = Field(True, description="this worker also serves the mail queue")
+    mail_retry_limit: int = Field(6, ge=0)
+    mail_retry_base_seconds: PositiveFloat = 30.0
+    mail_retry_cap_seconds: PositiveFloat = 1_800.0
+    mail_answer_timeout_seconds: PositiveFloat = 120.0
+
     @property
     def sqlite_file(self) -> Path:
         return self.sqlite_path or self.data_dir / "honnin.db"
@@ -103,18 +121,33 @@ class Settings(BaseSettings):
 
     def facilities(self) -> dict[str, str]:
         """Bearer token → facility id, from `id:token,id:token`."""
-        if self.facility_tokens is None:
-            return {}
-        pairs = [item.strip() for item in self.facility_tokens.get_secret_value().split(",") if item.strip()]
-        facilities = {}
-        for pair in pairs:
-            facility, _, token = pair.partition(":")
-            if not facility or len(token) < 16:
+        return _pairs(self.facility_tokens, "HONNIN_FACILITY_TOKENS", "facility-id:token")
+
+    def app_client_secrets(self) -> dict[str, str]:
+        """Secret → app client id, from `id:secret,id:secret`; none may open the facility API."""
+        pairs = _pairs(self.app_clients, "HONNIN_APP_CLIENTS", "client-id:secret")
+        facilities = self.facilities()
+        for secret, client in pairs.items():
+            if secret in facilities or client in facilities.values():
                 raise ConfigurationError(
-                    "HONNIN_FACILITY_TOKENS holds facility-id:token pairs, tokens of 16+ characters"
+                    "HONNIN_APP_CLIENTS and HONNIN_FACILITY_TOKENS share an id or a secret: keep them apart"
                 )
-            facilities[token] = facility
-        return facilities
+        return pairs
+
+    def accepted_terms(self) -> tuple[AcceptedTerms, ...]:
+        """The xID terms a start may name, from `version:sha256,…`."""
+        if not self.xid_terms:
+            return ()
+        terms = []
+        for item in (part.strip() for part in self.xid_terms.split(",") if part.strip()):
+            version, _, digest = item.partition(":")
+            try:
+                terms.append(AcceptedTerms(version=version, sha256=digest.lower()))
+            except ValueError as exc:
+                raise ConfigurationError(
+                    "HONNIN_XID_TERMS holds version:sha256 pairs (SHA-256 as 64 hex digits)"
+                ) from exc
+        return tuple(terms)
 
     @property
     def retention(self) -> timedelta:
@@ -131,4 +164,37 @@ class Settings(BaseSettings):
             verification_retry_cap=timedelta(seconds=self.verification_retry_cap_seconds),
             retain_certificate=self.retain_certificates,
         )
-        return {facility.name: facility}
+        return {facility.name: facility, "xid": self._xid_profile()}
+
+    def _xid_profile(self) -> Profile:
+        """Seed 003: app-only, no card read (so no identity match), the e-mail step after ID有効化."""
+        return Profile(
+            name="xid",
+            steps=XID_STEPS,
+            path=XID_PATH,
+            checks=XID_CHECKS,
+            activation_timeout=timedelta(seconds=self.xid_activation_timeout_seconds),
+            verification_retry_limit=self.verification_retry_limit,
+            verification_retry_base=timedelta(seconds=self.verification_retry_base_seconds),
+            verification_retry_cap=timedelta(seconds=self.verification_retry_cap_seconds),
+            retain_certificate=self.retain_certificates,
+            terms=self.accepted_terms(),
+            email_link_ttl=timedelta(seconds=self.xid_email_link_ttl_seconds),
+            mail_retry_limit=self.mail_retry_limit,
+            mail_retry_base=timedelta(seconds=self.mail_retry_base_seconds),
+            mail_retry_cap=timedelta(seconds=self.mail_retry_cap_seconds),
+            mail_answer_timeout=timedelta(seconds=self.mail_answer_timeout_seconds),
+        )
+
+
+def _pairs(value: SecretStr | None, name: str, shape: str) -> dict[str, str]:
+    """Secret → id from `id:secret,id:secret`, secrets of 16+ characters."""
+    if value is None:
+        return {}
+    found = {}
+    for pair in (item.strip() for item in value.get_secret_value().split(",") if item.strip()):
+        owner, _, secret = pair.partition(":")
+        if not owner or len(secret) < 16:
+            raise ConfigurationError(f"{name} holds {shape} pairs, tokens of 16+ characters")
+        found[secret] = owner
+    return found

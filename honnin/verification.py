@@ -37,12 +37,27 @@ def revocation_source(settings: Settings, clock: Clock) -> RevocationSource | No
     return CrlFileSource(settings.crl_files, clock=clock)
 
 
+def pipelines(settings: Settings, revocation: RevocationSource | None) -> dict[str, Pipeline]:
+    """One pipeline per profile, with that profile's checks (xID: no identity match, no card read)."""
+    chain = _chain(settings, revocation)
+    built = {}
+    for name, profile in settings.profiles().items():
+        steps: list[SignatureStep | ChainStep | IdentityStep] = [SignatureStep(), chain]
+        if "identity" in profile.checks:
+            steps.append(IdentityStep())
+        built[name] = Pipeline(steps)
+    return built
+
+
 def pipeline(settings: Settings, revocation: RevocationSource | None) -> Pipeline:
+    return Pipeline([SignatureStep(), _chain(settings, revocation), IdentityStep()])
+
+
+def _chain(settings: Settings, revocation: RevocationSource | None) -> ChainStep:
     anchors = (
         load_anchor_files(settings.trust_anchor_files)
         if settings.trust_anchor_files
         else jpki_trust_anchors("signing")
     )
     intermediates = load_anchor_files(settings.intermediate_files) if settings.intermediate_files else []
-    chain = ChainStep(anchors, revocation=revocation, intermediates=intermediates)
-    return Pipeline([SignatureStep(), chain, IdentityStep()])
+    return ChainStep(anchors, revocation=revocation, intermediates=intermediates)

@@ -1,7 +1,9 @@
 """The registration state machine: one `transitions` machine serves every registration.
 
 A registration is added as a model in its stored state, the event is triggered, and the model
-is removed again; the guards and effects are the pure functions of `orchestrator.states`.
+is removed again; the guards and effects are the pure functions of `orchestrator.states`. Which
+events a state takes is the registration's profile's path (`Profile.path`): the machine holds
+every profile's rules, the path picks.
 """
 
 from __future__ import annotations
@@ -10,8 +12,17 @@ from typing import Any, cast
 
 from transitions import EventData, Machine, MachineError
 
-from orchestrator.model import Applied, Context, Outcome, Registration, Rejection, State
-from orchestrator.states import SHARED, TABLE, Rule, new
+from orchestrator.model import (
+    FACILITY_PATH,
+    Applied,
+    Context,
+    Outcome,
+    ProfilePath,
+    Registration,
+    Rejection,
+    State,
+)
+from orchestrator.states import TABLE, Rule, new
 from orchestrator.states.rules import not_accepted
 from schemas.events import Envelope
 
@@ -80,9 +91,21 @@ class RegistrationMachine:
 
     def apply(self, before: Registration | None, event: Envelope, ctx: Context) -> Outcome:
         state = before.state if before else State.NEW
+        if before is not None and before.profile not in ctx.profiles:
+            rejection = Rejection("unknown_profile", f"profile {before.profile!r} is not configured")
+            return Outcome(event, before, rejection=rejection)
+        path = ctx.profile(before).path if before else FACILITY_PATH
         subject = _Subject(before, event, ctx)
+        if before is None or event.type in path.accepted(state):  # the profile's path decides
+            self._trigger(subject, state, event.type)
+        if subject.applied is not None:
+            return Outcome(event, before, applied=subject.applied)
+        rejection = subject.rejection or _unaccepted(state, before, event, path)
+        return Outcome(event, before, rejection=rejection)
+
+    def _trigger(self, subject: _Subject, state: State, event_type: str) -> None:
         self._machine.add_model(subject, initial=state.value)
-        trigger = _trigger_name(event.type)
+        trigger = _trigger_name(event_type)
         try:
             if trigger in self._machine.events:
                 subject.trigger(trigger)  # type: ignore[attr-defined]
@@ -90,35 +113,15 @@ class RegistrationMachine:
             pass  # no rule for this event in this state: refused below
         finally:
             self._machine.remove_model(subject)
-        if subject.applied is not None:
-            return Outcome(event, before, applied=subject.applied)
-        rejection = subject.rejection or _unaccepted(state, before, event)
-        return Outcome(event, before, rejection=rejection)
 
 
-HAPPY_PATH = (State.NEW, State.INFO_ENTERED, State.CARD_READ, State.CONFIRMED, State.SIGNATURE_VERIFIED)
-
-
-def _earliest(trigger: str) -> int | None:
-    """Where on the happy path an event is first accepted (shared rules like cancel aside)."""
-    places = [
-        HAPPY_PATH.index(state)
-        for state, rules in TABLE.items()
-        if state in HAPPY_PATH and any(r.trigger == trigger and r not in SHARED for r in rules)
-    ]
-    return min(places, default=None)
-
-
-EARLIEST = {rule.trigger: _earliest(rule.trigger) for rules in TABLE.values() for rule in rules}
-
-
-def _unaccepted(state: State, before: Registration | None, event: Envelope) -> Rejection:
+def _unaccepted(state: State, before: Registration | None, event: Envelope, path: ProfilePath) -> Rejection:
     """Early events wait, late ones are refused: competing consumers may deliver a registration's
-    steps out of order, and a step whose state is still ahead must not be spent on a refusal."""
+    steps out of order, and a step whose state is still ahead on the registration's own path
+    must not be spent on a refusal."""
     if state is State.NEW:
         return new.unaccepted(before, event)
-    earliest = EARLIEST.get(event.type)
-    if state in HAPPY_PATH and earliest is not None and HAPPY_PATH.index(state) < earliest:
+    if path.waits(state, event.type):
         return Rejection(
             code="not_yet_accepted",
             message=f"{event.type} waits: the registration is still {state.value}",

@@ -7,10 +7,11 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict, model_validator
 
+from orchestrator.model_xid import XidRecord
 from schemas.events import Envelope
-from schemas.payloads import ApplicantInfo, CardFacts
+from schemas.payloads import AcceptedTerms, ApplicantInfo, CardFacts
 
 
 class State(StrEnum):
@@ -19,32 +20,121 @@ class State(StrEnum):
     CARD_READ = "card_read"
     CONFIRMED = "confirmed"
     SIGNATURE_VERIFIED = "signature_verified"
+    ID_ENABLED = "id_enabled"  # xID: ID有効化 done (device key, municipality); an e-mail address next
+    EMAIL_PENDING = "email_pending"  # xID: a confirmation link is out (メールアドレス確認)
+    EMAIL_CONFIRMED = "email_confirmed"  # xID: the link was opened; 利用を開始する next
     ACTIVATED = "activated"
     EXPIRED = "expired"
     CANCELLED = "cancelled"
 
 
 TERMINAL = frozenset({State.ACTIVATED, State.EXPIRED, State.CANCELLED})
+SHARED_TRIGGERS = frozenset({"registration.cancel_requested", "registration.deadline_reached"})
+"""Every open state of every path accepts these (cancellation, persisted deadlines)."""
+
+
+class ProfilePath(BaseModel):
+    """A profile's path as data: its states in order and the events each accepts of its own.
+
+    Open states (neither NEW nor terminal) also accept SHARED_TRIGGERS. An event a later state
+    accepts waits while the registration is still earlier on the path; one only an earlier
+    state accepts is refused."""
+
+    model_config = ConfigDict(frozen=True)
+
+    states: tuple[State, ...]
+    accepts: dict[State, frozenset[str]]
+
+    def accepted(self, state: State) -> frozenset[str]:
+        own = self.accepts.get(state, frozenset())
+        if state is State.NEW or state in TERMINAL or state not in self.states:
+            return own
+        return own | SHARED_TRIGGERS
+
+    def earliest(self, event_type: str) -> int | None:
+        """Where on the path the event is first accepted (the shared events aside)."""
+        places = [i for i, state in enumerate(self.states) if event_type in self.accepts.get(state, ())]
+        return min(places, default=None)
+
+    def waits(self, state: State, event_type: str) -> bool:
+        """Whether the event belongs to a state still ahead of `state` on this path."""
+        if state in TERMINAL or state not in self.states:
+            return False
+        earliest = self.earliest(event_type)
+        return earliest is not None and self.states.index(state) < earliest
+
+
+FACILITY_PATH = ProfilePath(
+    states=(
+        State.NEW,
+        State.INFO_ENTERED,
+        State.CARD_READ,
+        State.CONFIRMED,
+        State.SIGNATURE_VERIFIED,
+        State.ACTIVATED,
+    ),
+    accepts={
+        State.NEW: frozenset({"registration.started"}),
+        State.INFO_ENTERED: frozenset({"card.info_read"}),
+        State.CARD_READ: frozenset({"card.info_read", "registration.confirmed"}),
+        State.CONFIRMED: frozenset(
+            {
+                "card.signature_submitted",
+                "verification.completed",
+                "registration.deadline_reached",
+                "verification.replay_requested",
+                "registration.complete_requested",
+            }
+        ),
+        State.SIGNATURE_VERIFIED: frozenset({"registration.complete_requested"}),
+    },
+)
+"""Seed 000: the facility's page and the phone app's card read, signature, 【完了する】."""
+
+FACILITY_CHECKS = frozenset({"signature", "chain", "identity"})
+
+
+def backoff(base: timedelta, cap: timedelta, retries: int, jitter: float) -> timedelta:
+    """Exponential backoff with equal jitter: half fixed, half random (jitter in [0, 1))."""
+    ceiling: timedelta = min(cap, base * (2**retries))
+    return ceiling * (0.5 + 0.5 * jitter)
 
 
 class Profile(BaseModel):
-    """A flow as data: which steps it has and how long a person may take."""
+    """A flow as data: its path, its checks, its deadlines and how long a person may take."""
 
     model_config = ConfigDict(frozen=True)
 
     name: str
     steps: frozenset[str]
     activation_timeout: timedelta
+    path: ProfilePath = FACILITY_PATH
+    checks: frozenset[str] = FACILITY_CHECKS  # verifier steps: signature, chain (+ revocation), identity
     verification_retry_limit: int = 5
     verification_retry_base: timedelta = timedelta(seconds=2)
     verification_retry_cap: timedelta = timedelta(minutes=5)
     retain_certificate: bool = False  # JPKI guidance: keep a fingerprint and the decision only
     verification_answer_timeout: timedelta = timedelta(minutes=2)  # a request nobody answered is asked again
+    terms: tuple[AcceptedTerms, ...] = ()  # xID: the terms a start may name (none: no start)
+    email_link_ttl: timedelta = timedelta(hours=24)
+    mail_retry_limit: int = 6
+    mail_retry_base: timedelta = timedelta(seconds=30)
+    mail_retry_cap: timedelta = timedelta(minutes=30)
+    mail_answer_timeout: timedelta = timedelta(minutes=2)  # a mail request nobody answered is asked again
+
+    @model_validator(mode="after")
+    def _signature_and_chain_always(self) -> Profile:
+        if not {"signature", "chain"} <= self.checks:
+            raise ValueError("every profile checks the signature and the chain")
+        return self
 
     def retry_delay(self, retries: int, jitter: float) -> timedelta:
-        """Exponential backoff with equal jitter: half fixed, half random (jitter in [0, 1))."""
-        ceiling: timedelta = min(self.verification_retry_cap, self.verification_retry_base * (2**retries))
-        return ceiling * (0.5 + 0.5 * jitter)
+        """The verification's retry-later schedule."""
+        return backoff(self.verification_retry_base, self.verification_retry_cap, retries, jitter)
+
+    def mail_retry_delay(self, retries: int, jitter: float) -> timedelta:
+        """The confirmation mail's schedule after a temporary failure (4xx, unreachable, timeout)."""
+        return backoff(self.mail_retry_base, self.mail_retry_cap, retries, jitter)
 
 
 class Signature(BaseModel):
@@ -90,7 +180,7 @@ class Registration(BaseModel):
     created_at: AwareDatetime
     updated_at: AwareDatetime
     expires_at: AwareDatetime
-    applicant: ApplicantInfo
+    applicant: ApplicantInfo | None = None  # facility profile: the form; xID has none
     card: CardFacts | None = None
     challenge: str | None = None
     challenge_attempt: int = 0
@@ -98,6 +188,7 @@ class Registration(BaseModel):
     verification: Verification | None = None
     activated_at: AwareDatetime | None = None
     ended_at: AwareDatetime | None = None
+    xid: XidRecord | None = None  # the xID profile's own facts and steps
 
     @property
     def terminal(self) -> bool:
@@ -108,7 +199,9 @@ class Registration(BaseModel):
         if self.terminal:
             return None
         retry_at = self.verification.retry_at if self.verification else None
-        return min(self.expires_at, retry_at) if retry_at else self.expires_at
+        email = self.xid.email if self.xid else None
+        due = [d for d in (self.expires_at, retry_at, email.retry_at if email else None) if d is not None]
+        return min(due)
 
 
 @dataclass(frozen=True)

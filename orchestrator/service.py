@@ -180,7 +180,7 @@ def _recorded(event: Envelope, stored: StoredRegistration | None, ctx: Context) 
     profile retains certificates only its fingerprint is kept, and the signature not at all."""
     data = event.model_dump(mode="json")
     retain = stored is not None and ctx.profile(stored.registration).retain_certificate
-    if event.type == "card.signature_submitted" and not retain:
+    if event.type in ("card.signature_submitted", "xid.signature_submitted") and not retain:
         der = base64.b64decode(data["payload"]["certificate"])
         data["payload"]["certificate"] = "sha256:" + hashlib.sha256(der).hexdigest()
         data["payload"]["signature"] = "[not kept]"

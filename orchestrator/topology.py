@@ -5,6 +5,7 @@ from __future__ import annotations
 from schemas.events import (
     INBOUND_TYPES,
     ChallengeIssued,
+    EmailConfirmationRequested,
     EventRejected,
     RegistrationActivated,
     RegistrationCancelled,
@@ -18,10 +19,12 @@ from schemas.events import (
 ORCHESTRATOR_QUEUE = "honnin.orchestrator"
 VERIFIER_QUEUE = "honnin.verifier"
 FACILITY_QUEUE = "honnin.facility"
+MAIL_QUEUE = "honnin.mail"
 
 QUEUES: dict[str, tuple[str, ...]] = {
     ORCHESTRATOR_QUEUE: tuple(sorted(INBOUND_TYPES)),
     VERIFIER_QUEUE: (event_type(VerificationRequested),),
+    MAIL_QUEUE: (event_type(EmailConfirmationRequested),),  # xID: the mail worker sends the link
     FACILITY_QUEUE: tuple(
         event_type(c)
         for c in (

@@ -24,7 +24,16 @@ from schemas.payloads import (
 from schemas.privacy import refuse_individual_number
 
 RegistrationState = Literal[
-    "info_entered", "card_read", "confirmed", "signature_verified", "activated", "expired", "cancelled"
+    "info_entered",
+    "card_read",
+    "confirmed",
+    "signature_verified",
+    "id_enabled",  # xID profile only, as the two below
+    "email_pending",
+    "email_confirmed",
+    "activated",
+    "expired",
+    "cancelled",
 ]
 VerificationState = Literal["pending", "retrying", "passed", "failed", "parked"]
 

@@ -1,4 +1,4 @@
-"""The one versioned envelope and every event type of the facility flow.
+"""The one versioned envelope and every event type of both flows (facility, xID).
 
 Nothing else in Honnin defines a wire format: adapters parse with `parse_event` and
 serialise with `Event.model_dump_json()`.
@@ -22,9 +22,10 @@ from pydantic import (
 )
 
 from schemas import payloads as p
+from schemas import payloads_xid as x
 from schemas.privacy import mask_individual_numbers, refuse_individual_number
 
-Source = Literal["web", "app", "verifier", "orchestrator", "operator"]
+Source = Literal["web", "app", "verifier", "orchestrator", "operator", "mailer"]
 SCHEMA_VERSION: Literal[1] = 1
 
 RegistrationId = Annotated[
@@ -66,12 +67,23 @@ _WEB = frozenset({"web", "operator"})
 _APP = frozenset({"app"})
 _VERIFIER = frozenset({"verifier"})
 _ORCHESTRATOR = frozenset({"orchestrator"})
+_MAILER = frozenset({"mailer"})
 
 
 class RegistrationStarted(Envelope):
-    sources: ClassVar[frozenset[str]] = _WEB
+    """The facility's web page starts a facility registration; the xID app starts its own."""
+
+    sources: ClassVar[frozenset[str]] = _WEB | _APP
     type: Literal["registration.started"]
     payload: p.RegistrationStartedPayload
+
+    @model_validator(mode="after")
+    def _profile_source(self) -> RegistrationStarted:
+        allowed = _APP if self.payload.profile == "xid" else _WEB
+        if self.source not in allowed:
+            names = ", ".join(sorted(allowed))
+            raise ValueError(f"source {self.source!r} may not send this event (allowed: {names})")
+        return self
 
 
 class CardInfoRead(Envelope):
@@ -174,6 +186,67 @@ class EventRejected(Envelope):
     payload: p.EventRejectedPayload
 
 
+# --- the xID profile (seed 003) ------------------------------------------------------------------
+
+
+class CertificateRead(Envelope):
+    sources: ClassVar[frozenset[str]] = _APP
+    type: Literal["xid.certificate_read"]
+    payload: x.CertificateReadPayload
+
+
+class ConsentGiven(Envelope):
+    sources: ClassVar[frozenset[str]] = _APP
+    type: Literal["xid.consent_given"]
+    payload: x.ConsentGivenPayload
+
+
+class XidSignatureSubmitted(Envelope):
+    sources: ClassVar[frozenset[str]] = _APP
+    type: Literal["xid.signature_submitted"]
+    payload: x.XidSignaturePayload
+
+
+class ActivationRequested(Envelope):
+    """ID有効化: the app registers its device key."""
+
+    sources: ClassVar[frozenset[str]] = _APP
+    type: Literal["xid.activation_requested"]
+    payload: x.ActivationRequestedPayload
+
+
+class EmailEntered(Envelope):
+    sources: ClassVar[frozenset[str]] = _APP
+    type: Literal["xid.email_entered"]
+    payload: x.EmailEnteredPayload
+
+
+class EmailConfirmed(Envelope):
+    sources: ClassVar[frozenset[str]] = _APP
+    type: Literal["xid.email_confirmed"]
+    payload: x.EmailConfirmedPayload
+
+
+class UseStarted(Envelope):
+    """利用を開始する: the registration is done; `registration.activated` follows."""
+
+    sources: ClassVar[frozenset[str]] = _APP
+    type: Literal["xid.use_started"]
+    payload: p.EmptyPayload = p.EmptyPayload()
+
+
+class EmailDeliveryCompleted(Envelope):
+    sources: ClassVar[frozenset[str]] = _MAILER
+    type: Literal["email.delivery_completed"]
+    payload: x.EmailDeliveryCompletedPayload
+
+
+class EmailConfirmationRequested(Envelope):
+    sources: ClassVar[frozenset[str]] = _ORCHESTRATOR
+    type: Literal["email.confirmation_requested"]
+    payload: x.EmailConfirmationRequestedPayload
+
+
 INBOUND: tuple[type[Envelope], ...] = (
     RegistrationStarted,
     CardInfoRead,
@@ -183,6 +256,14 @@ INBOUND: tuple[type[Envelope], ...] = (
     RegistrationCompleteRequested,
     RegistrationCancelRequested,
     VerificationReplayRequested,
+    CertificateRead,
+    ConsentGiven,
+    XidSignatureSubmitted,
+    ActivationRequested,
+    EmailEntered,
+    EmailConfirmed,
+    UseStarted,
+    EmailDeliveryCompleted,
 )
 """What the outside world sends the orchestrator."""
 
@@ -198,6 +279,7 @@ OUTBOUND: tuple[type[Envelope], ...] = (
     RegistrationExpired,
     RegistrationCancelled,
     EventRejected,
+    EmailConfirmationRequested,
 )
 """What the orchestrator emits through the outbox."""
 
@@ -219,7 +301,16 @@ AnyEvent = Annotated[
     | RegistrationActivated
     | RegistrationExpired
     | RegistrationCancelled
-    | EventRejected,
+    | EventRejected
+    | CertificateRead
+    | ConsentGiven
+    | XidSignatureSubmitted
+    | ActivationRequested
+    | EmailEntered
+    | EmailConfirmed
+    | UseStarted
+    | EmailDeliveryCompleted
+    | EmailConfirmationRequested,
     Field(discriminator="type"),
 ]
 _ADAPTER: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)

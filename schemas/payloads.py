@@ -7,7 +7,16 @@ import binascii
 from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from schemas.privacy import Text
 
@@ -30,6 +39,8 @@ def _is_base64(value: str) -> str:
 
 
 Base64 = Annotated[str, AfterValidator(_is_base64)]
+SHA256_HEX = r"^[0-9a-f]{64}$"
+TERMS_VERSION = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$"
 
 
 class ApplicantInfo(Payload):
@@ -47,10 +58,37 @@ class ApplicantInfo(Payload):
     identity_document: Literal["my_number_card"] = Field(default="my_number_card", description="本人確認書類")
 
 
+class AcceptedTerms(Payload):
+    """The terms of use the person accepted on the xID app's first screen (利用規約とプライバシーポリシー)."""
+
+    version: str = Field(pattern=TERMS_VERSION, description="the terms' version, as the operator names it")
+    sha256: str = Field(pattern=SHA256_HEX, description="SHA-256 of the terms document, lowercase hex")
+
+
 class RegistrationStartedPayload(Payload):
-    facility_id: Text = Field(min_length=1, max_length=64)
-    profile: Literal["facility"] = "facility"
-    applicant: ApplicantInfo
+    """Which flow, and what it starts with: the facility's form, or (xID) the terms the app showed.
+
+    `profile` comes last so that its check sees the rest: a payload that does not fit its
+    profile is refused at `profile`."""
+
+    facility_id: Text = Field(min_length=1, max_length=64, description="the facility, or the xID app client")
+    applicant: ApplicantInfo | None = Field(default=None, description="facility profile only")
+    terms: AcceptedTerms | None = Field(default=None, description="xid profile only")
+    profile: Literal["facility", "xid"] = "facility"
+
+    @field_validator("profile")
+    @classmethod
+    def _fits_profile(cls, profile: str, info: ValidationInfo) -> str:
+        data = info.data
+        if profile == "facility" and data.get("terms") is not None:
+            raise ValueError("the facility profile starts with the applicant's form, not with terms")
+        if profile == "facility" and "applicant" in data and data["applicant"] is None:
+            raise ValueError("the facility profile needs the applicant's form")
+        if profile == "xid" and data.get("applicant") is not None:
+            raise ValueError("the xid profile is started by the app with accepted terms, not a form")
+        if profile == "xid" and "terms" in data and data["terms"] is None:
+            raise ValueError("the xid profile needs the terms the person accepted")
+        return profile
 
 
 class CardFacts(Payload):

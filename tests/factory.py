@@ -25,6 +25,8 @@ APPLICANT = {
     "email": "hanako@example.jp",
 }
 CARD = {"name": NAME, "address": ADDRESS, "birth_date": "1990-04-01", "sex": 2}
+CERTIFICATE_FACTS = {"name": NAME, "sex": "2", "birth_date": "1990-04-01", "address": ADDRESS}
+TERMS = {"version": "2026-10", "sha256": "e" * 64}
 SOURCES = {
     "registration.started": "web",
     "card.info_read": "app",
@@ -34,6 +36,14 @@ SOURCES = {
     "registration.complete_requested": "web",
     "registration.cancel_requested": "web",
     "verification.replay_requested": "operator",
+    "xid.certificate_read": "app",
+    "xid.consent_given": "app",
+    "xid.signature_submitted": "app",
+    "xid.activation_requested": "app",
+    "xid.email_entered": "app",
+    "xid.email_confirmed": "app",
+    "xid.use_started": "app",
+    "email.delivery_completed": "mailer",
 }
 PAYLOADS: dict[str, dict[str, Any]] = {
     "registration.started": {"facility_id": "facility-1", "profile": "facility", "applicant": APPLICANT},
@@ -48,6 +58,24 @@ PAYLOADS: dict[str, dict[str, Any]] = {
     "registration.complete_requested": {},
     "registration.cancel_requested": {},
     "verification.replay_requested": {"reason": "the platform is back"},
+    "xid.certificate_read": {"facts": CERTIFICATE_FACTS, "certificate_fingerprint": "b" * 64},
+    "xid.consent_given": {"consent": True},
+    "xid.signature_submitted": {
+        "certificate": "MIIB",
+        "signature": "c2ln",
+        "algorithm": "rsa-pkcs1v15-sha256",
+    },
+    "xid.activation_requested": {
+        "device_key": {"public_key": "MFkw", "algorithm": "ec-p256", "sha256": "c" * 64}
+    },
+    "xid.email_entered": {
+        "email": "hanako@example.jp",
+        "link_id": "link-0000000000000001",
+        "link_sha256": "d" * 64,
+    },
+    "xid.email_confirmed": {"link_sha256": "d" * 64},
+    "xid.use_started": {},
+    "email.delivery_completed": {"attempt": 1, "outcome": "sent"},
 }
 FLOW = [
     "registration.started",

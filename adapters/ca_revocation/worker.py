@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 
 import structlog
 
@@ -28,11 +29,20 @@ class Verifier:
     the same verdict and the orchestrator applies it once.
     """
 
-    def __init__(self, store: Store, bus: Bus, pipeline: Pipeline, clock: Clock) -> None:
+    def __init__(
+        self,
+        store: Store,
+        bus: Bus,
+        pipeline: Pipeline,
+        clock: Clock,
+        *,
+        by_profile: Mapping[str, Pipeline] | None = None,
+    ) -> None:
         self._store = store
         self._bus = bus
         self._pipeline = pipeline
         self._clock = clock
+        self._by_profile = dict(by_profile or {})  # a profile's own checks, e.g. xID: no identity match
 
     async def on_delivery(self, delivery: Delivery) -> None:
         try:
@@ -66,7 +76,8 @@ class Verifier:
             card=registration.card,
             at=self._clock.now(),
         )
-        verdict = await self._pipeline.verify(subject)
+        pipeline = self._by_profile.get(registration.profile, self._pipeline)
+        verdict = await pipeline.verify(subject)
         completed = VerificationCompleted(
             type="verification.completed",
             event_id=derived_event_id(str(request.event_id), "verdict"),

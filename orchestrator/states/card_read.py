@@ -25,6 +25,7 @@ def _confirm(
     reg = existing(registration)
     corrections = {k: v for k, v in (("phone", event.payload.phone), ("email", event.payload.email)) if v}
     assert reg.card is not None
+    assert reg.applicant is not None  # the facility profile starts with the form
     # 【情報を反映する】 filled the form from the card: the account carries the card's name and
     # address, which the signature step then proves (the certificate must match the card).
     corrections |= {"name": reg.card.name, "address": reg.card.address}

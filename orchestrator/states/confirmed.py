@@ -30,9 +30,7 @@ STATE = State.CONFIRMED
 CODE_UNANSWERED = "44"  # the verifier did not answer (crashed, or lost the request) within the timeout
 
 
-def _not_while_verifying(
-    registration: Registration | None, _: SignatureSubmitted, ctx: Context
-) -> Rejection | None:
+def _not_while_verifying(registration: Registration | None, _: Envelope, ctx: Context) -> Rejection | None:
     verification = existing(registration).verification
     if verification and verification.in_progress:
         return Rejection("verification_in_progress", messages.VERIFICATION_PENDING)
@@ -52,6 +50,11 @@ def _submit(
         attempt=reg.challenge_attempt,
         submitted_at=ctx.now,
     )
+    return verify(reg, signature, event, ctx)
+
+
+def verify(reg: Registration, signature: Signature, event: Envelope, ctx: Context) -> Applied:
+    """Keep the signature until it is decided and ask the verifier (step 5 → 6), for any profile."""
     verification = Verification(
         attempt=reg.challenge_attempt,
         status="pending",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from orchestrator import messages_xid
 from orchestrator.model import Applied, Context, Registration, Rejection, State
+from orchestrator.model_xid import XidRecord
 from orchestrator.states.rules import Rule
 from schemas.events import Envelope, RegistrationStarted
 
@@ -21,6 +23,9 @@ def unaccepted(_: Registration | None, event: Envelope) -> Rejection:
 def _known_profile(_: Registration | None, event: RegistrationStarted, ctx: Context) -> Rejection | None:
     if event.payload.profile not in ctx.profiles:
         return Rejection("unknown_profile", f"profile {event.payload.profile!r} is not configured")
+    terms = event.payload.terms
+    if terms is not None and terms not in ctx.profiles[event.payload.profile].terms:
+        return Rejection("terms_outdated", messages_xid.TERMS_OUTDATED)
     return None
 
 
@@ -35,6 +40,7 @@ def _start(_: Registration | None, event: RegistrationStarted, ctx: Context, sta
         updated_at=ctx.now,
         expires_at=ctx.now + profile.activation_timeout,
         applicant=event.payload.applicant,
+        xid=XidRecord(terms=event.payload.terms) if event.payload.terms else None,
     )
     return Applied(registration)
 

@@ -52,6 +52,7 @@ OTHER_PAYLOADS: dict[str, dict[str, Any]] = {
     "registration.activated": {"facility_id": "facility-1", "activated_at": factory.NOW.isoformat()},
     "registration.expired": {"facility_id": "facility-1", "reason": "activation_timeout"},
     "registration.cancelled": {"facility_id": "facility-1", "reason": "cancel_requested"},
+    "email.confirmation_requested": {"attempt": 1},
     "registration.event_rejected": {
         "rejected_event_id": str(uuid.uuid4()),
         "rejected_type": "registration.complete_requested",
