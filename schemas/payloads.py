@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import uuid
 from datetime import date
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from schemas.privacy import Text
+from schemas.privacy import IdText, MultilineText, Text
 
 _MAX_CERT_B64 = 16_384
 _MAX_SIG_B64 = 2_048
@@ -30,6 +31,10 @@ def _is_base64(value: str) -> str:
 
 
 Base64 = Annotated[str, AfterValidator(_is_base64)]
+FacilityId = Annotated[IdText, Field(min_length=1, max_length=64)]
+"""A facility's own id (from HONNIN_FACILITY_TOKENS): 11 digits at most, like every chosen id."""
+Fingerprint = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+"""SHA-256, hex: a fixed form, not screened (hex holds 12 decimal digits in a row by chance)."""
 
 
 class ApplicantInfo(Payload):
@@ -48,7 +53,7 @@ class ApplicantInfo(Payload):
 
 
 class RegistrationStartedPayload(Payload):
-    facility_id: Text = Field(min_length=1, max_length=64)
+    facility_id: FacilityId
     profile: Literal["facility"] = "facility"
     applicant: ApplicantInfo
 
@@ -91,8 +96,8 @@ class VerificationCompletedPayload(Payload):
     attempt: int = Field(ge=1)
     outcome: Outcome
     code: Text | None = Field(default=None, max_length=32)
-    message: Text | None = Field(default=None, max_length=500)
-    certificate_fingerprint: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    message: MultilineText | None = Field(default=None, max_length=500)
+    certificate_fingerprint: Fingerprint | None = None
 
     @model_validator(mode="after")
     def _code_explains_failure(self) -> VerificationCompletedPayload:
@@ -106,11 +111,11 @@ class EmptyPayload(Payload):
 
 
 class CancelRequestedPayload(Payload):
-    reason: Text | None = Field(default=None, max_length=200)
+    reason: MultilineText | None = Field(default=None, max_length=200)
 
 
 class ReplayRequestedPayload(Payload):
-    reason: Text | None = Field(default=None, max_length=200)
+    reason: MultilineText | None = Field(default=None, max_length=200)
 
 
 class DeadlineReachedPayload(Payload):
@@ -128,28 +133,28 @@ class VerificationRequestedPayload(Payload):
 
 class SignatureVerifiedPayload(Payload):
     attempt: int = Field(ge=1)
-    certificate_fingerprint: str | None = None
+    certificate_fingerprint: Fingerprint | None = None
 
 
 class RegistrationActivatedPayload(Payload):
-    facility_id: str
+    facility_id: FacilityId
     activated_at: AwareDatetime
 
 
 class VerificationFailedPayload(Payload):
     attempt: int = Field(ge=1)
-    code: str
-    message: str
+    code: Text
+    message: MultilineText
     may_sign_again: bool
 
 
 class RegistrationEndedPayload(Payload):
-    facility_id: str
-    reason: str
+    facility_id: FacilityId
+    reason: Text
 
 
 class EventRejectedPayload(Payload):
-    rejected_event_id: str
-    rejected_type: str
-    code: str
-    message: str
+    rejected_event_id: uuid.UUID
+    rejected_type: Text
+    code: Text
+    message: MultilineText
