@@ -105,7 +105,8 @@ def mask_individual_numbers(text: str) -> str:
     spans = _runs(text)
     if not spans:
         return text
-    parts, end = [], 0
+    parts: list[str] = []
+    end = 0
     for start, stop in spans:
         parts.extend((text[end:start], REMOVED))
         end = stop

@@ -26,7 +26,7 @@ class JsonTextError(ValueError):
         self.message = message
 
 
-class _DuplicateKey(Exception):  # noqa: N818 - internal signal, never leaves this module
+class _DuplicateKey(Exception):
     """Not a ValueError, so `json.loads` cannot mistake it for a syntax error."""
 
 

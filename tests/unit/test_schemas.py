@@ -270,7 +270,12 @@ def _digits(text: str) -> str:
 
 
 def assert_refused_without_echo(
-    raw: dict[str, Any], value: str, loc: str, *, screened: bool = True, refusal: str = INDIVIDUAL_NUMBER_REFUSED
+    raw: dict[str, Any],
+    value: str,
+    loc: str,
+    *,
+    screened: bool = True,
+    refusal: str = INDIVIDUAL_NUMBER_REFUSED,
 ) -> None:
     exc = refused(raw)
     said = everything_said(exc)
@@ -307,7 +312,13 @@ def test_eleven_digits_pass(kind: str, path: str, value: str) -> None:
     assert read(event, path) == value
 
 
-ID_SPELLINGS = ["reg-123456789012", "r1234-5678-9012", "reg_1234_5678_9012", "r1-2-3-4-5-6-7-8-9-0-1-2", "a1b2c3d4e5f6g7h8i9j0k1l2"]
+ID_SPELLINGS = [
+    "reg-123456789012",
+    "r1234-5678-9012",
+    "reg_1234_5678_9012",
+    "r1-2-3-4-5-6-7-8-9-0-1-2",
+    "a1b2c3d4e5f6g7h8i9j0k1l2",
+]
 """An id holds 12 digits however they are spread: letters between them do not help either."""
 
 
@@ -317,7 +328,9 @@ def test_an_id_with_twelve_digits_in_any_spelling_is_refused(value: str) -> None
     assert_refused_without_echo(raw, value, "registration.started.registration_id", refusal=ID_DIGITS_REFUSED)
 
 
-@pytest.mark.parametrize("value", ["facility-123456789012", "f1.2.3.4.5.6.7.8.9.0.1.2", "施設１２３４５６７８９０１２"])
+@pytest.mark.parametrize(
+    "value", ["facility-123456789012", "f1.2.3.4.5.6.7.8.9.0.1.2", "施設１２３４５６７８９０１２"]
+)
 def test_a_facility_id_with_twelve_digits_is_refused(value: str) -> None:
     raw = with_payload_value("registration.started", "facility_id", value)
     loc = "registration.started.payload.facility_id"
