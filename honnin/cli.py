@@ -81,7 +81,13 @@ def run(events_file: Path | None, until_idle: bool) -> None:
         from honnin.http import build_http
 
         settings = app.settings
-        async with serve(build_http(app), settings.http_host, settings.http_port) as server:
+        async with serve(
+            build_http(app),
+            settings.http_host,
+            settings.http_port,
+            header_timeout=settings.http_header_timeout_seconds,
+            keepalive_timeout=settings.http_keepalive_seconds,
+        ) as server:
             structlog.get_logger("honnin.http").info(
                 "http.listening", url=server.url, public_url=settings.public_url
             )

@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     http_enabled: bool = Field(True, description="this worker serves the facility API and the card bridge")
     http_host: str = "127.0.0.1"
     http_port: int = Field(8080, ge=0, le=65535)
+    http_header_timeout_seconds: PositiveFloat = Field(
+        10.0, description="a request's headers must be complete within this; a half-sent one is closed"
+    )
+    http_keepalive_seconds: PositiveFloat = Field(
+        75.0, description="an idle keep-alive connection is closed after this (keep it above a proxy's)"
+    )
     public_url: str = Field(
         "http://127.0.0.1:8080", description="where phones reach the card bridge (links, QR)"
     )

@@ -126,6 +126,9 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         if exc.status == 413:
             return error_response(413, "body_too_large", f"the body is larger than {MAX_BODY} bytes")
         return error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
+    except ConnectionResetError:  # the client went away mid-request: nobody reads the answer
+        log.info("http.client_disconnected", path=request.path)
+        return error_response(400, "client_disconnected", "the client closed the connection")
     except Exception as exc:
         log.error("http.unexpected_error", path=request.path, error=failure_reason(exc))
         return error_response(500, "internal_error", "the request could not be handled")

@@ -19,7 +19,7 @@ from aiohttp import http_exceptions, web
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp.http_parser import RawRequestMessage
 from aiohttp.streams import StreamReader
-from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_protocol import RequestHandler, RequestPayloadError, _ErrInfo
 
 from orchestrator.errors import failure_reason
 
@@ -58,6 +58,7 @@ class GuardedRequestHandler(RequestHandler):
         self._header_deadline: asyncio.TimerHandle | None = None
         self._between_requests = True  # no request's headers are being handled
         self._bytes_seen = False
+        self._body: StreamReader | None = None  # the body of the request being handled
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -72,11 +73,20 @@ class GuardedRequestHandler(RequestHandler):
             self._arm()  # the first byte of the next request on a kept-alive connection
         self._bytes_seen = self._bytes_seen or bool(data)
         super().data_received(data)
+        if self._body is not None and not self._body.is_eof() and self._parser_failed():
+            self._body.set_exception(RequestPayloadError("the body's framing is not valid HTTP/1.1"))
 
-    def headers_read(self) -> None:
+    def _parser_failed(self) -> bool:
+        """Whether aiohttp queued a parser error (bad chunking) behind the request being handled;
+        it leaves that request's body open, so its handler would wait for the whole-request limit.
+        Reads aiohttp's queue of parsed messages (3.9-3.14), held by tests over raw sockets."""
+        return any(isinstance(message, _ErrInfo) for message, _ in self._messages)
+
+    def headers_read(self, body: StreamReader) -> None:
         """A request's headers are complete: the whole-request limit (15 s) takes over."""
         self._between_requests = False
         self._bytes_seen = False
+        self._body = body
         self._disarm()
 
     async def finish_response(
@@ -86,6 +96,7 @@ class GuardedRequestHandler(RequestHandler):
             return await super().finish_response(request, resp, start_time)
         finally:
             self._between_requests = True
+            self._body = None
 
     def _arm(self) -> None:
         self._disarm()
@@ -133,6 +144,9 @@ class GuardedRequestHandler(RequestHandler):
     def log_exception(self, *args: Any, **kw: Any) -> None:
         """One line naming the exception type; aiohttp's message may quote the request."""
         exc = kw.get("exc_info")
+        if isinstance(exc, RequestPayloadError | http_exceptions.HttpProcessingError):
+            log.info("http.bad_request", code="malformed_body", error=type(exc).__name__)
+            return
         log.error("http.unhandled", error=failure_reason(exc) if isinstance(exc, BaseException) else None)
 
 
@@ -159,7 +173,7 @@ class _GuardedServer(web.Server):
         task: asyncio.Task[None],
     ) -> web.BaseRequest:
         if isinstance(protocol, GuardedRequestHandler):
-            protocol.headers_read()
+            protocol.headers_read(payload)
         return self._made_request(message, payload, protocol, writer, task)
 
     def __call__(self) -> RequestHandler:
