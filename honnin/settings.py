@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from orchestrator.errors import ConfigurationError
 from orchestrator.model import Profile
+from schemas.privacy import MAX_ID_DIGITS, digit_count, has_controls
 
 
 def _split_paths(value: object) -> object:
@@ -27,6 +28,17 @@ PathList = Annotated[list[Path], NoDecode, BeforeValidator(_split_paths)]
 
 def _default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def _check_facility(position: int, facility: str, token: str) -> None:
+    """One `id:token` pair: an id like any chosen id (11 digits at most), a token of 16+ characters."""
+    where = f"HONNIN_FACILITY_TOKENS pair {position}"
+    if not facility or len(token) < 16:
+        raise ConfigurationError(f"{where}: pairs are facility-id:token, tokens of 16+ characters")
+    if has_controls(facility) or facility != facility.strip() or len(facility) > 64:
+        raise ConfigurationError(f"{where}: a facility id is 1-64 printable characters")
+    if digit_count(facility) > MAX_ID_DIGITS:
+        raise ConfigurationError(f"{where}: a facility id holds at most {MAX_ID_DIGITS} digits")
 
 
 class Settings(BaseSettings):
@@ -90,18 +102,27 @@ class Settings(BaseSettings):
         return self.sqlite_path or self.data_dir / "honnin.db"
 
     def facilities(self) -> dict[str, str]:
-        """Bearer token → facility id, from `id:token,id:token`."""
+        """Bearer token → facility id, from `id:token,id:token`; a facility may hold several tokens
+        (rotation), a token names one facility only. Errors name positions and ids, never a token."""
         if self.facility_tokens is None:
             return {}
         pairs = [item.strip() for item in self.facility_tokens.get_secret_value().split(",") if item.strip()]
-        facilities = {}
-        for pair in pairs:
+        facilities: dict[str, str] = {}
+        positions: dict[str, int] = {}
+        for position, pair in enumerate(pairs, start=1):
             facility, _, token = pair.partition(":")
-            if not facility or len(token) < 16:
+            _check_facility(position, facility, token)
+            if token in facilities:
+                first, other = positions[token], facilities[token]
+                if other == facility:
+                    raise ConfigurationError(
+                        f"HONNIN_FACILITY_TOKENS: pair {position} repeats pair {first} ({facility!r})"
+                    )
                 raise ConfigurationError(
-                    "HONNIN_FACILITY_TOKENS holds facility-id:token pairs, tokens of 16+ characters"
+                    f"HONNIN_FACILITY_TOKENS: pairs {first} and {position} give facilities {other!r} and"
+                    f" {facility!r} the same token; each facility needs a token of its own"
                 )
-            facilities[token] = facility
+            facilities[token], positions[token] = facility, position
         return facilities
 
     @property
