@@ -408,6 +408,33 @@ async def test_retried_confirm_and_complete_with_the_same_idempotency_key_are_on
     assert (status, body["code"]) == (400, "invalid_idempotency_key")
 
 
+@pytest.mark.parametrize("key", ["key-1234.5678:9012", "k1-2-3-4-5-6-7-8-9-0-1-2", "123456789012"])
+async def test_an_idempotency_key_with_twelve_digits_in_any_spelling_is_refused(site: Site, key: str) -> None:
+    rid, _ = await site.start()
+    status, body = await site.call("DELETE", ONE.format(rid), headers={"Idempotency-Key": key})
+    assert (status, body["code"]) == (400, "invalid_idempotency_key")
+    assert key not in json.dumps(body)
+    assert (await site.state(rid))["state"] == "info_entered"
+    status, _ = await site.call("DELETE", ONE.format(rid), headers={"Idempotency-Key": "key-1234.5678:901"})
+    assert status == 202, "eleven digits pass"
+
+
+@pytest.mark.parametrize("field", ["registration_id", "request_id"])
+@pytest.mark.parametrize("value", ["reg_1234_5678_9012", "r-1234-5678-9012", "a1b2c3d4e5f6g7h8i9j0k1l2"])
+async def test_a_chosen_id_with_twelve_digits_is_refused(site: Site, field: str, value: str) -> None:
+    body: dict[str, Any] = {"applicant": dict(factory.APPLICANT), field: value}
+    status, answer = await site.call("POST", "/v1/registrations", body)
+    assert (status, answer["code"]) == (422, "invalid_body")
+    screened = "" if "1234" in value else field  # a run of 12 is refused by the body-wide screen first
+    assert [d["loc"] for d in answer["details"]] == [screened]
+    assert value not in json.dumps(answer)
+
+
+async def test_a_path_id_with_twelve_digits_is_a_404_like_any_unknown_one(site: Site) -> None:
+    status, body = await site.call("GET", ONE.format("reg_1234_5678_9012"))
+    assert (status, body["code"]) == (404, "not_found")
+
+
 # -- abuse ----------------------------------------------------------------------------------------
 
 ROUTES = [
