@@ -17,7 +17,7 @@ from honnin import logs
 from honnin.bootstrap import App, bootstrap
 from honnin.devca_cli import dev_ca
 from honnin.settings import Settings
-from orchestrator.errors import HonninError
+from orchestrator.errors import HonninError, failure_reason
 from orchestrator.ports import BusMessage
 from schemas.events import Envelope, EnvelopeError, VerificationReplayRequested, new_event_id, parse_event
 from schemas.payloads import ReplayRequestedPayload
@@ -42,7 +42,7 @@ def _with_app(work: Callable[[App], Awaitable[T]]) -> T:
     try:
         return asyncio.run(main())
     except HonninError as exc:
-        raise click.ClickException(f"{exc.code}: {exc.message}") from None
+        raise click.ClickException(failure_reason(exc)) from None
 
 
 @click.group()
