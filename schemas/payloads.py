@@ -150,7 +150,7 @@ class VerificationFailedPayload(Payload):
 
 class RegistrationEndedPayload(Payload):
     facility_id: FacilityId
-    reason: Text
+    reason: MultilineText  # a cancel's reason, as the facility wrote it
 
 
 class EventRejectedPayload(Payload):

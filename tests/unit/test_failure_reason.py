@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -70,12 +72,15 @@ def test_a_library_exception_is_named_with_its_code_never_its_text() -> None:
 async def test_a_store_that_cannot_open_names_the_library_error_by_kind(tmp_path: Path) -> None:
     folder = tmp_path / "a-folder-not-a-file"
     folder.mkdir()
+    before = set(threading.enumerate())
     with pytest.raises(StoreUnavailableError) as caught:
         await SqliteStore.open(folder, Sealer(bytes(32)))
     assert (
         caught.value.message
         == f"cannot open the SQLite store at {folder}: OperationalError (SQLITE_CANTOPEN)"
     )
+    for thread in set(threading.enumerate()) - before:  # aiosqlite's worker winds down on its own
+        await asyncio.to_thread(thread.join, 5.0)
 
 
 def test_configured_logs_mask_numbers_keep_event_ids_and_timestamps(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import pytest
@@ -187,3 +188,18 @@ def test_an_envelope_in_utf16_is_refused() -> None:
 def test_outbound_events_still_parse() -> None:
     for kind in OTHER_PAYLOADS:
         assert parse_event(json.dumps(wire(kind)).encode()).type == kind
+
+
+@pytest.mark.parametrize("spelling", [str.upper, lambda u: u.replace("-", ""), lambda u: "{" + u + "}"])
+def test_an_event_id_is_a_uuid_kept_in_its_canonical_form(spelling: Any) -> None:
+    """Ids are deduplicated by their canonical text, so another spelling is the same event."""
+    canonical = str(uuid.uuid4())
+    event = parse_event(factory.raw("registration.complete_requested", event_id=spelling(canonical)))
+    assert str(event.event_id) == canonical
+    assert json.loads(event.model_dump_json())["event_id"] == canonical
+
+
+def test_an_event_id_that_is_no_uuid_is_refused() -> None:
+    exc = refused(factory.raw("registration.complete_requested", event_id="123456789012"))
+    assert exc.details[0]["loc"] == "registration.complete_requested.event_id"
+    assert "123456789012" not in json.dumps(exc.details)
