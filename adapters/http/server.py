@@ -96,6 +96,7 @@ class GuardedRequestHandler(RequestHandler):
             return await super().finish_response(request, resp, start_time)
         finally:
             self._between_requests = True
+            self._bytes_seen = False
             self._body = None
 
     def _arm(self) -> None:

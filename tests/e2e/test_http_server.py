@@ -202,10 +202,14 @@ async def test_headers_trickled_byte_by_byte_are_cut_at_the_deadline() -> None:
                 await asyncio.sleep(0.01)
 
         sender = asyncio.create_task(trickle())
-        status, _, _ = await response(reader)
-        await closed(reader)
+        outcome: int | str
+        try:
+            outcome, _, _ = await response(reader)
+            await closed(reader)
+        except ConnectionResetError:  # closed while bytes were still arriving: the 408 may be lost
+            outcome = "reset"
         sender.cancel()
-    assert status == 408
+    assert outcome in (408, "reset"), "cut at the deadline, never served"
 
 
 async def test_a_connection_that_sends_nothing_is_closed_silently() -> None:
