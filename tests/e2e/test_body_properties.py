@@ -276,3 +276,19 @@ async def test_any_cancel_reason_is_taken_or_refused_never_a_5xx(world: World, r
     assert stored is not None
     assert status in (202, 422), status
     assert stored.registration.state.value == ("cancelled" if status == 202 else "info_entered")
+
+
+@pytest.mark.parametrize("control", ["\x1b[2J", "\u202e", "\x00", "\r\n", "\x85", "\ud800"])
+async def test_reflect_never_hands_back_a_control_character(world: World, control: str) -> None:
+    rid = "reg-reflect-001"
+    await world.registered(rid, upto=1)
+    token = world.app.links.issue(rid, "card_read").token
+    card = {**factory.CARD, "name": f"公的{control}花子"}
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    async with world.http.post(
+        f"{world.base}/app/v1/links/{token}/card-info", data=json.dumps({"card": card}), headers=headers
+    ) as response:
+        assert response.status == 422
+        assert [d["loc"] for d in (await response.json())["details"]] == ["card.name"]
+    async with world.http.post(f"{world.base}/v1/registrations/{rid}/reflect", headers=headers) as response:
+        assert (response.status, (await response.json())["code"]) == (409, "card_info_not_read")

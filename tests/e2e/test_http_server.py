@@ -258,7 +258,7 @@ async def test_a_client_that_disconnects_mid_body_is_logged_at_info() -> None:
                 head = b"POST /echo HTTP/1.1\r\n" + HOST + b"Content-Type: application/json\r\n"
                 await send(writer, head + b'Content-Length: 1000\r\n\r\n{"name": "hanako')
                 await asyncio.sleep(0.1)
-            for _ in range(100):  # the server notices the close on its next read
+            for _ in range(500):  # the server notices the close on its next read
                 if logs:
                     break
                 await asyncio.sleep(0.02)
