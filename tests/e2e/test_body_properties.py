@@ -43,7 +43,8 @@ NEVER = "\x00\x07\x1b\x7f\x85\x9f\u202a\u202e\u2066\u2069\u200e\u200f\u061c\ud80
 HOSTILE_TEXT = st.one_of(
     st.tuples(st.text(max_size=8), st.sampled_from(NEVER), st.text(max_size=8)).map("".join),
     spelled_numbers(),
-    st.text(min_size=1, max_size=3).map(lambda t: t * 400),  # longer than any field allows
+    # longer than any field allows, even once stripped of surrounding white space
+    st.text(st.characters(exclude_categories=["Z", "C"]), min_size=1, max_size=3).map(lambda t: t * 400),
 )
 WRONG_VALUE = st.one_of(NOT_A_STRING, HOSTILE_TEXT)
 UNKNOWN_KEY = st.text(min_size=1, max_size=20).filter(lambda key: key not in FIELD_NAMES)
@@ -181,7 +182,7 @@ CONFIRM = {"notice_acknowledged": True, "phone": "03-1234-5678", "email": "hanak
 
 @PROPERTY
 @given(
-    body=broken(CONFIRM, ["phone", "email", "notice_acknowledged"], ["notice_acknowledged"])
+    body=broken(CONFIRM, ["phone", "email"], ["notice_acknowledged"])
     | not_json(CONFIRM)
     | st.builds(lambda flag: {"notice_acknowledged": flag}, JSON.filter(lambda v: v is not True))
 )
