@@ -18,7 +18,7 @@ from honnin.bootstrap import App, bootstrap
 from honnin.devca_cli import dev_ca
 from honnin.municipality_cli import municipality
 from honnin.settings import Settings
-from orchestrator.errors import HonninError
+from orchestrator.errors import HonninError, failure_reason
 from orchestrator.ports import BusMessage
 from schemas.events import Envelope, EnvelopeError, VerificationReplayRequested, new_event_id, parse_event
 from schemas.payloads import ReplayRequestedPayload
@@ -43,7 +43,7 @@ def _with_app(work: Callable[[App], Awaitable[T]]) -> T:
     try:
         return asyncio.run(main())
     except HonninError as exc:
-        raise click.ClickException(f"{exc.code}: {exc.message}") from None
+        raise click.ClickException(failure_reason(exc)) from None
 
 
 @click.group()
@@ -82,7 +82,13 @@ def run(events_file: Path | None, until_idle: bool) -> None:
         from honnin.http import build_http
 
         settings = app.settings
-        async with serve(build_http(app), settings.http_host, settings.http_port) as server:
+        async with serve(
+            build_http(app),
+            settings.http_host,
+            settings.http_port,
+            header_timeout=settings.http_header_timeout_seconds,
+            keepalive_timeout=settings.http_keepalive_seconds,
+        ) as server:
             structlog.get_logger("honnin.http").info(
                 "http.listening", url=server.url, public_url=settings.public_url
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any
@@ -31,9 +32,13 @@ PERSONAL_KEYS = frozenset(
 )
 
 
+# Event and message ids are UUIDs in canonical form: a fixed hex form, not screened (README "Privacy").
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
 def _masked(value: Any) -> Any:
     if isinstance(value, str):
-        return mask_individual_numbers(value)
+        return value if _UUID.match(value) else mask_individual_numbers(value)
     if isinstance(value, int) and not isinstance(value, bool):
         masked = mask_individual_numbers(str(value))
         return value if masked == str(value) else masked
@@ -59,9 +64,9 @@ def configure(level: str = "INFO", fmt: str = "json") -> None:
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
             mask_personal,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),  # after: its digits are no number
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level]),

@@ -15,6 +15,7 @@ from orchestrator.errors import ConfigurationError
 from orchestrator.model import Profile
 from orchestrator.xid import XID_CHECKS, XID_PATH, XID_STEPS
 from schemas.payloads import AcceptedTerms
+from schemas.privacy import MAX_ID_DIGITS, digit_count, has_controls
 
 
 def _split_paths(value: object) -> object:
@@ -29,6 +30,23 @@ PathList = Annotated[list[Path], NoDecode, BeforeValidator(_split_paths)]
 
 def _default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
+
+
+_OWNERS = {
+    "HONNIN_FACILITY_TOKENS": ("facility", "facilities"),
+    "HONNIN_APP_CLIENTS": ("app client", "app clients"),
+}
+
+
+def _check_pair(name: str, shape: str, position: int, owner: str, secret: str) -> None:
+    """One `id:secret` pair: an id like any chosen id (11 digits at most), a secret of 16+ characters."""
+    where, kind = f"{name} pair {position}", _OWNERS[name][0]
+    if not owner or len(secret) < 16:
+        raise ConfigurationError(f"{where}: pairs are {shape}, tokens of 16+ characters")
+    if has_controls(owner) or owner != owner.strip() or len(owner) > 64:
+        raise ConfigurationError(f"{where}: a {kind} id is 1-64 printable characters")
+    if digit_count(owner) > MAX_ID_DIGITS:
+        raise ConfigurationError(f"{where}: a {kind} id holds at most {MAX_ID_DIGITS} digits")
 
 
 class Settings(BaseSettings):
@@ -60,6 +78,12 @@ class Settings(BaseSettings):
     http_enabled: bool = Field(True, description="this worker serves the facility API and the card bridge")
     http_host: str = "127.0.0.1"
     http_port: int = Field(8080, ge=0, le=65535)
+    http_header_timeout_seconds: PositiveFloat = Field(
+        10.0, description="a request's headers must be complete within this; a half-sent one is closed"
+    )
+    http_keepalive_seconds: PositiveFloat = Field(
+        75.0, description="an idle keep-alive connection is closed after this (keep it above a proxy's)"
+    )
     public_url: str = Field(
         "http://127.0.0.1:8080", description="where phones reach the card bridge (links, QR)"
     )
@@ -188,13 +212,24 @@ class Settings(BaseSettings):
 
 
 def _pairs(value: SecretStr | None, name: str, shape: str) -> dict[str, str]:
-    """Secret → id from `id:secret,id:secret`, secrets of 16+ characters."""
+    """Secret → id from `id:secret,id:secret`; an id may hold several secrets (rotation), a secret
+    names one id only. Errors name positions and ids, never a secret."""
     if value is None:
         return {}
-    found = {}
-    for pair in (item.strip() for item in value.get_secret_value().split(",") if item.strip()):
+    pairs = [item.strip() for item in value.get_secret_value().split(",") if item.strip()]
+    found: dict[str, str] = {}
+    positions: dict[str, int] = {}
+    for position, pair in enumerate(pairs, start=1):
         owner, _, secret = pair.partition(":")
-        if not owner or len(secret) < 16:
-            raise ConfigurationError(f"{name} holds {shape} pairs, tokens of 16+ characters")
-        found[secret] = owner
+        _check_pair(name, shape, position, owner, secret)
+        if secret in found:
+            first, other = positions[secret], found[secret]
+            if other == owner:
+                raise ConfigurationError(f"{name}: pair {position} repeats pair {first} ({owner!r})")
+            kinds = _OWNERS[name][1]
+            raise ConfigurationError(
+                f"{name}: pairs {first} and {position} give {kinds} {other!r} and"
+                f" {owner!r} the same token; each needs a token of its own"
+            )
+        found[secret], positions[secret] = owner, position
     return found

@@ -19,6 +19,11 @@ HonninError
 
 from __future__ import annotations
 
+import errno
+import re
+
+from schemas.privacy import mask_individual_numbers
+
 
 class HonninError(Exception):
     """Root of every error Honnin raises on purpose."""
@@ -100,9 +105,34 @@ class MailPermanentError(PermanentError):
         self.smtp_code = smtp_code
 
 
+_MAX_REASON = 500
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_CODE = re.compile(r"^[A-Z][A-Z0-9_]{0,39}$")
+
+
 def failure_reason(exc: BaseException) -> str:
-    """What a dead letter or a log may say about a failure: our own errors speak for themselves;
-    anything else is named by its type only, as its text may quote input (personal facts)."""
+    """The one thing a dead letter, a bus header or a log may say about a failure.
+
+    Our own errors speak for themselves, in our words (single-line, any 12-digit run masked,
+    bounded); anything else is named by its type only, as its text may quote input (a KeyError
+    holding an address, a ValueError holding a name)."""
     if isinstance(exc, HonninError):
-        return f"{exc.code}: {exc.message}"
+        text = _UNPRINTABLE.sub(" ", f"{exc.code}: {exc.message}")
+        return mask_individual_numbers(text)[:_MAX_REASON]
     return type(exc).__name__
+
+
+def exception_kind(exc: BaseException) -> str:
+    """A library exception as a HonninError's message may name it: its type and a code it carries
+    (SQLITE_BUSY, ENOENT, a server's numeric code), never its text, which may quote data."""
+    name = type(exc).__name__
+    code: object = getattr(exc, "sqlite_errorname", None)
+    if code is None and isinstance(exc, OSError) and exc.errno is not None:
+        code = errno.errorcode.get(exc.errno)
+    if code is None:
+        code = getattr(exc, "code", None)
+    if (isinstance(code, int) and not isinstance(code, bool)) or (
+        isinstance(code, str) and _CODE.match(code)
+    ):
+        return f"{name} ({code})"
+    return name

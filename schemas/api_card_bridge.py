@@ -6,40 +6,17 @@ the API cannot accept what the event would refuse. Every model forbids unknown f
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from schemas.payloads import CardInfoReadPayload, SignatureSubmittedPayload
-from schemas.privacy import INDIVIDUAL_NUMBER_REFUSED, contains_individual_number
+from schemas.privacy import refuse_individual_number_anywhere
 
 CARD_READ_SUCCEEDED = "マイナンバーカードの読み込みに成功しました。"
 SIGNATURE_SUCCEEDED = "電子署名処理に成功しました。"
 
 LinkStep = Literal["card_read", "sign"]
-
-
-def _leaves(data: Any) -> Iterator[Any]:
-    """Every key and scalar of a JSON document, iteratively (a deep body must not overflow)."""
-    stack = [data]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list | tuple):
-            stack.extend(item)
-        else:
-            yield item
-
-
-def refuse_individual_number_anywhere(data: Any) -> Any:
-    """Keys and numbers too: a 12-digit number could otherwise pass as a date (ms since 1970)."""
-    for leaf in _leaves(data):
-        if not isinstance(leaf, bool) and contains_individual_number(str(leaf)):
-            raise ValueError(INDIVIDUAL_NUMBER_REFUSED)
-    return data
 
 
 class _RefusesIndividualNumber(BaseModel):

@@ -13,7 +13,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from schemas.api_card_bridge import refuse_individual_number_anywhere
 from schemas.events import RegistrationId
 from schemas.payloads import (
     ApplicantInfo,
@@ -21,7 +20,7 @@ from schemas.payloads import (
     CardFacts,
     RegistrationConfirmedPayload,
 )
-from schemas.privacy import refuse_individual_number
+from schemas.privacy import refuse_id_digits, refuse_individual_number_anywhere
 
 RegistrationState = Literal[
     "info_entered",
@@ -40,9 +39,9 @@ VerificationState = Literal["pending", "retrying", "passed", "failed", "parked"]
 RequestId = Annotated[
     str,
     Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"),
-    AfterValidator(refuse_individual_number),
+    AfterValidator(refuse_id_digits),
 ]
-"""The caller's idempotency key for a start: the same key is the same registration."""
+"""The caller's idempotency key for a start: the same key is the same registration (11 digits at most)."""
 
 
 class _Request(BaseModel):

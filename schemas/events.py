@@ -6,7 +6,6 @@ serialise with `Event.model_dump_json()`.
 
 from __future__ import annotations
 
-import re
 import uuid
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
@@ -23,14 +22,16 @@ from pydantic import (
 
 from schemas import payloads as p
 from schemas import payloads_xid as x
-from schemas.privacy import mask_individual_numbers, refuse_individual_number
+from schemas import strict_json
+from schemas.privacy import mask_individual_numbers, refuse_id_digits
 
 Source = Literal["web", "app", "verifier", "orchestrator", "operator", "mailer"]
 SCHEMA_VERSION: Literal[1] = 1
 
 RegistrationId = Annotated[
-    str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{7,63}$"), AfterValidator(refuse_individual_number)
+    str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{7,63}$"), AfterValidator(refuse_id_digits)
 ]
+"""8-64 characters of A-Z a-z 0-9 _ -, and at most 11 digits: an id never carries an individual number."""
 
 
 class EnvelopeError(ValueError):
@@ -334,14 +335,11 @@ _OWN_WORDS = {
 }
 
 
-_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-
-
 def _loc(err: Any) -> str:
-    """The path to the error. An unknown field's name is input: repeated only when it looks like a
-    field name (`trace_id`), never when it could be someone's text (an address, an e-mail)."""
+    """The path to the error. An unknown field's name is the caller's own words, so it is never
+    repeated (an address or an e-mail may stand there, or a `trace_id`: all read `<unknown>`)."""
     parts = [str(x) for x in err["loc"]]
-    if err["type"] == "extra_forbidden" and parts and not _FIELD_NAME.match(parts[-1]):
+    if err["type"] == "extra_forbidden" and parts:
         parts[-1] = "<unknown>"
     return mask_individual_numbers(".".join(parts))
 
@@ -366,11 +364,15 @@ def _explain(exc: ValidationError) -> EnvelopeError:
 
 
 def parse_event(raw: bytes | str | dict[str, Any]) -> AnyEvent:
-    """Parse and validate one envelope from the wire; raise EnvelopeError with a safe message."""
+    """Parse and validate one envelope from the wire; raise EnvelopeError with a safe message.
+
+    Text is read by `strict_json.loads`: UTF-8 only, and a key given twice is refused."""
     try:
-        if isinstance(raw, dict):
-            return _ADAPTER.validate_python(raw)
-        return _ADAPTER.validate_json(raw)
+        data = raw if isinstance(raw, dict) else strict_json.loads(raw)
+        return _ADAPTER.validate_python(data)
+    except strict_json.JsonTextError as exc:
+        detail = {"loc": "", "type": exc.code, "msg": exc.message}
+        raise EnvelopeError(f"invalid event: {exc.message}", [detail]) from None
     except ValidationError as exc:
         raise _explain(exc) from None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import uuid
 from datetime import date
 from typing import Annotated, Literal
 
@@ -18,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from schemas.privacy import Text
+from schemas.privacy import IdText, MultilineText, Text
 
 _MAX_CERT_B64 = 16_384
 _MAX_SIG_B64 = 2_048
@@ -41,6 +42,10 @@ def _is_base64(value: str) -> str:
 Base64 = Annotated[str, AfterValidator(_is_base64)]
 SHA256_HEX = r"^[0-9a-f]{64}$"
 TERMS_VERSION = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$"
+FacilityId = Annotated[IdText, Field(min_length=1, max_length=64)]
+"""A facility's own id (from HONNIN_FACILITY_TOKENS): 11 digits at most, like every chosen id."""
+Fingerprint = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+"""SHA-256, hex: a fixed form, not screened (hex holds 12 decimal digits in a row by chance)."""
 
 
 class ApplicantInfo(Payload):
@@ -71,7 +76,7 @@ class RegistrationStartedPayload(Payload):
     `profile` comes last so that its check sees the rest: a payload that does not fit its
     profile is refused at `profile`."""
 
-    facility_id: Text = Field(min_length=1, max_length=64, description="the facility, or the xID app client")
+    facility_id: FacilityId = Field(description="the facility, or the xID app client")
     applicant: ApplicantInfo | None = Field(default=None, description="facility profile only")
     terms: AcceptedTerms | None = Field(default=None, description="xid profile only")
     profile: Literal["facility", "xid"] = "facility"
@@ -129,8 +134,8 @@ class VerificationCompletedPayload(Payload):
     attempt: int = Field(ge=1)
     outcome: Outcome
     code: Text | None = Field(default=None, max_length=32)
-    message: Text | None = Field(default=None, max_length=500)
-    certificate_fingerprint: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    message: MultilineText | None = Field(default=None, max_length=500)
+    certificate_fingerprint: Fingerprint | None = None
 
     @model_validator(mode="after")
     def _code_explains_failure(self) -> VerificationCompletedPayload:
@@ -144,11 +149,11 @@ class EmptyPayload(Payload):
 
 
 class CancelRequestedPayload(Payload):
-    reason: Text | None = Field(default=None, max_length=200)
+    reason: MultilineText | None = Field(default=None, max_length=200)
 
 
 class ReplayRequestedPayload(Payload):
-    reason: Text | None = Field(default=None, max_length=200)
+    reason: MultilineText | None = Field(default=None, max_length=200)
 
 
 class DeadlineReachedPayload(Payload):
@@ -166,28 +171,28 @@ class VerificationRequestedPayload(Payload):
 
 class SignatureVerifiedPayload(Payload):
     attempt: int = Field(ge=1)
-    certificate_fingerprint: str | None = None
+    certificate_fingerprint: Fingerprint | None = None
 
 
 class RegistrationActivatedPayload(Payload):
-    facility_id: str
+    facility_id: FacilityId
     activated_at: AwareDatetime
 
 
 class VerificationFailedPayload(Payload):
     attempt: int = Field(ge=1)
-    code: str
-    message: str
+    code: Text
+    message: MultilineText
     may_sign_again: bool
 
 
 class RegistrationEndedPayload(Payload):
-    facility_id: str
-    reason: str
+    facility_id: FacilityId
+    reason: MultilineText  # a cancel's reason, as the facility wrote it
 
 
 class EventRejectedPayload(Payload):
-    rejected_event_id: str
-    rejected_type: str
-    code: str
-    message: str
+    rejected_event_id: uuid.UUID
+    rejected_type: Text
+    code: Text
+    message: MultilineText

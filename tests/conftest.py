@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from adapters.clock import FakeClock
 from adapters.store.codec import Sealer
@@ -12,6 +13,12 @@ from adapters.store.sqlite import SqliteStore
 from tests import factory
 
 KEY = bytes(range(32))
+
+# Property tests are bounded so the suite stays quick: `honnin` (the default) tries few examples
+# with a fixed seed per test; `--hypothesis-profile thorough` digs for as long as it takes.
+hypothesis_settings.register_profile("honnin", max_examples=40, deadline=None, print_blob=True)
+hypothesis_settings.register_profile("thorough", max_examples=2_000, deadline=None, print_blob=True)
+hypothesis_settings.load_profile("honnin")
 
 
 def require(service: str, reason: str) -> None:

@@ -84,7 +84,7 @@ class InProcessBus:
             try:
                 await handler(Delivery(message, queue.name, attempt))
             except PermanentError as exc:
-                self._dead_letter(queue, message, f"{exc.code}: {exc.message}", attempt)
+                self._dead_letter(queue, message, failure_reason(exc), attempt)
             except asyncio.CancelledError:
                 self._put(queue, message, attempt)  # unacked at shutdown: back on the queue
                 queue.outstanding -= 1

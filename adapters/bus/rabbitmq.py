@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
@@ -36,7 +37,13 @@ from adapters.bus.rabbitmq_codec import bus_message, dead_letter, to_amqp
 from adapters.bus.rabbitmq_consumer import InFlight, QueueConsumer, RetryPolicy
 from adapters.bus.rabbitmq_topology import Naming, QueueArguments, declare_all, declare_exchanges
 from adapters.bus.watchdog import ConsumerWatchdog
-from orchestrator.errors import BusUnavailableError, ConfigurationError, NotFoundError, UnroutableError
+from orchestrator.errors import (
+    BusUnavailableError,
+    ConfigurationError,
+    NotFoundError,
+    UnroutableError,
+    exception_kind,
+)
 from orchestrator.ports import BusMessage, DeadLetter, Handler
 
 log = structlog.get_logger("honnin.bus")
@@ -102,13 +109,13 @@ class RabbitMqBus:
         try:
             connection = await aio_pika.connect_robust(url, timeout=publish_timeout)
         except BROKER_ERRORS as exc:
-            raise BusUnavailableError(f"cannot connect to RabbitMQ: {type(exc).__name__}: {exc}") from exc
+            raise BusUnavailableError(f"cannot connect to RabbitMQ: {exception_kind(exc)}") from exc
         try:
             channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
             exchanges = await declare_exchanges(channel, naming, robust=True)
         except BROKER_ERRORS as exc:
             await connection.close()
-            raise BusUnavailableError(f"cannot open the publishing channel: {exc}") from exc
+            raise BusUnavailableError(f"cannot open the publishing channel: {exception_kind(exc)}") from exc
         bus = cls(
             connection,
             channel,
@@ -148,7 +155,7 @@ class RabbitMqBus:
         except TimeoutError as exc:
             raise BusUnavailableError(f"no publisher confirm within {self._publish_timeout}s") from exc
         except BROKER_ERRORS as exc:
-            raise BusUnavailableError(f"publish failed: {type(exc).__name__}: {exc}") from exc
+            raise BusUnavailableError(f"publish failed: {exception_kind(exc)}") from exc
         if not isinstance(result, Basic.Ack):  # a returned message, should aio-pika ever not raise
             raise UnroutableError(f"no queue is bound to {routing_key} on {exchange or '(default)'}")
 
@@ -189,7 +196,7 @@ class RabbitMqBus:
         try:
             await consumer.subscribe()
         except BROKER_ERRORS as exc:
-            raise BusUnavailableError(f"cannot consume {queue}: {exc}") from exc
+            raise BusUnavailableError(f"cannot consume {queue}: {exception_kind(exc)}") from exc
         self._consumers.append(consumer)
         self.watchdog.watch(consumer)
 
@@ -295,8 +302,17 @@ class RabbitMqBus:
                 with contextlib.suppress(Exception):
                     await channel.close()
         except ChannelPreconditionFailed as exc:
-            raise ConfigurationError(f"{what}: exists with other arguments: {exc}") from exc
+            raise ConfigurationError(f"{what}: exists with other arguments ({_differing(exc)})") from exc
         except ChannelNotFoundEntity as exc:
-            raise NotFoundError(f"{what}: not found: {exc}") from exc
+            raise NotFoundError(f"{what}: not found ({exception_kind(exc)})") from exc
         except BROKER_ERRORS as exc:
-            raise BusUnavailableError(f"{what}: {type(exc).__name__}: {exc}") from exc
+            raise BusUnavailableError(f"{what}: {exception_kind(exc)}") from exc
+
+
+_INEQUIVALENT = re.compile(r"inequivalent arg '([a-z][a-z_-]{0,40})'")
+
+
+def _differing(exc: ChannelPreconditionFailed) -> str:
+    """Which argument the broker says differs (`x-delivery-limit`), never the rest of its text."""
+    found = _INEQUIVALENT.search(" ".join(str(arg) for arg in exc.args))
+    return f"{found.group(1)} differs" if found else exception_kind(exc)

@@ -57,11 +57,6 @@ def dead_letter(incoming: AbstractIncomingMessage, queue: str) -> DeadLetter:
     return DeadLetter(queue, bus_message(incoming), reason, attempt_of(raw))
 
 
-def reason_of(exc: BaseException) -> str:
-    """`code: message` for Honnin errors, the class name for anything else; never the body."""
-    return f"{getattr(exc, 'code', type(exc).__name__)}: {getattr(exc, 'message', exc)}"
-
-
 def backoff(attempt: int, base: float, cap: float) -> float:
     """Seconds before attempt `attempt + 1`: exponential, capped."""
     return float(min(cap, base * 2 ** (attempt - 1)))

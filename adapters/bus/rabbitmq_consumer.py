@@ -23,9 +23,9 @@ from aio_pika.abc import (
     AbstractRobustQueue,
 )
 
-from adapters.bus.rabbitmq_codec import ATTEMPT, QUEUE, REASON, backoff, reason_of, to_amqp, to_delivery
+from adapters.bus.rabbitmq_codec import ATTEMPT, QUEUE, REASON, backoff, to_amqp, to_delivery
 from adapters.bus.rabbitmq_topology import QueueArguments, declare_main
-from orchestrator.errors import BusUnavailableError, PermanentError
+from orchestrator.errors import BusUnavailableError, PermanentError, failure_reason
 from orchestrator.ports import Delivery, Handler
 
 log = structlog.get_logger("honnin.bus")
@@ -139,9 +139,9 @@ class QueueConsumer:
         try:
             await self.handler(delivery)
         except PermanentError as exc:
-            await self._dead_letter(incoming, delivery, reason_of(exc))
+            await self._dead_letter(incoming, delivery, failure_reason(exc))
         except Exception as exc:
-            await self._retry(incoming, delivery, reason_of(exc))
+            await self._retry(incoming, delivery, failure_reason(exc))
         else:
             await _settle(incoming, delivery, requeue=None)
 
@@ -176,7 +176,7 @@ class QueueConsumer:
         try:
             await self._publish_copy(exchange, key, copy)
         except BusUnavailableError as exc:
-            log.warning("bus.copy_failed", **_fields(delivery), reason=reason_of(exc))
+            log.warning("bus.copy_failed", **_fields(delivery), reason=failure_reason(exc))
             await _settle(incoming, delivery, requeue=True)
             return
         await _settle(incoming, delivery, requeue=None)

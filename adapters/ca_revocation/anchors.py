@@ -11,7 +11,7 @@ from typing import Literal
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from orchestrator.errors import ConfigurationError
+from orchestrator.errors import ConfigurationError, exception_kind
 
 PACKAGE = "adapters.ca_revocation"
 FOLDER = "trust_anchors"
@@ -44,7 +44,9 @@ def _shipped_files() -> list[Traversable]:
         folder = resources.files(PACKAGE).joinpath(FOLDER)
         return sorted(folder.iterdir(), key=lambda entry: entry.name)
     except (ModuleNotFoundError, OSError) as exc:
-        raise ConfigurationError(f"cannot open the shipped trust anchors ({FOLDER}/): {exc}") from exc
+        raise ConfigurationError(
+            f"cannot open the shipped trust anchors ({FOLDER}/): {exception_kind(exc)}"
+        ) from exc
 
 
 def _read(path: Path) -> bytes:
@@ -52,7 +54,7 @@ def _read(path: Path) -> bytes:
     try:
         return Path(path).read_bytes()
     except OSError as exc:
-        raise ConfigurationError(f"cannot read trust anchor file {path}: {exc.strerror or exc}") from exc
+        raise ConfigurationError(f"cannot read trust anchor file {path}: {exception_kind(exc)}") from exc
 
 
 def _parse(data: bytes, source: str) -> list[bytes]:

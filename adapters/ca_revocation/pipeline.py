@@ -33,6 +33,7 @@ from adapters.ca_revocation.revocation import (
     RevocationUnavailableError,
 )
 from adapters.ca_revocation.signatures import public_key_der_of, verify_signature
+from orchestrator.errors import failure_reason
 from orchestrator.identity import match
 from orchestrator.messages import CODE_IDENTITY_MISMATCH
 from schemas.payloads import CardFacts
@@ -121,7 +122,7 @@ class ChainStep:
             except RevocationUnavailableError as exc:
                 return Verdict("retry_later", exc.code, exc.message)
             except RevocationSourceRejectedError as exc:  # our misconfiguration, not the person's
-                log.error("revocation.source_rejected", code=exc.code, reason=exc.message)
+                log.error("revocation.source_rejected", code=exc.code, reason=failure_reason(exc))
                 return Verdict("retry_later", exc.code, exc.message)
         result = await asyncio.to_thread(
             chain.validate_chain,

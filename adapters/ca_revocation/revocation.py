@@ -46,7 +46,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
-from orchestrator.errors import ConfigurationError, PermanentError, RetryableError
+from orchestrator.errors import ConfigurationError, PermanentError, RetryableError, failure_reason
 from orchestrator.ports import Clock
 
 log = structlog.get_logger("honnin.revocation")
@@ -275,7 +275,9 @@ def logged_failure(
 ) -> None:
     """Operators see which source failed and why; never a name, an address or a certificate."""
     level = log.error if isinstance(exc, RevocationSourceRejectedError) else log.warning
-    level("revocation.failed", source=source, outcome=exc.code, reason=exc.message, serial=f"{serial:x}")
+    level(
+        "revocation.failed", source=source, outcome=exc.code, reason=failure_reason(exc), serial=f"{serial:x}"
+    )
 
 
 def logged_answer(source: str, serial: int, outcome: str, answer: OcspAnswer | None = None) -> None:

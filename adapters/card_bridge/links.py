@@ -14,6 +14,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -66,8 +67,20 @@ def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
+_CANONICAL = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
 def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """Only the one encoding `_b64` writes: the URL-safe alphabet, no padding, no stray bits.
+
+    A decoder forgives much (padding, `+/`, characters it skips, unused trailing bits), so the
+    bytes are encoded again and must give back the very text: one link, one spelling."""
+    if not _CANONICAL.match(text):
+        raise ValueError("not canonical base64url")
+    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64(raw) != text:
+        raise ValueError("not canonical base64url")
+    return raw
 
 
 class Links:
@@ -130,7 +143,9 @@ class Links:
 
     def _verified(self, token: str) -> Claims:
         unknown = HttpError(404, "unknown_link", "no such link")
-        body, _, signature = token.partition(".")
+        body, dot, signature = token.partition(".")
+        if not dot:
+            raise unknown
         try:
             genuine = hmac.compare_digest(_unb64(signature), self._sign(body))
             data = json.loads(_unb64(body)) if genuine else None

@@ -16,8 +16,10 @@ from typing import Any, TypeVar
 import structlog
 from aiohttp import web
 from aiohttp.typedefs import Middleware
+from aiohttp.web_protocol import RequestPayloadError
 from pydantic import BaseModel, ValidationError
 
+from adapters.http.server import HEADER_TIMEOUT, KEEPALIVE_TIMEOUT, GuardedRunner
 from orchestrator.errors import (
     CardInfoNotReadError,
     HonninError,
@@ -26,12 +28,14 @@ from orchestrator.errors import (
     RetryableError,
     failure_reason,
 )
+from schemas import strict_json
 from schemas.events import error_details
 
 log = structlog.get_logger("honnin.http")
 
 MAX_BODY = 64 * 1024  # a certificate and a signature fit many times over
 REQUEST_TIMEOUT = 15.0  # seconds for a whole request, the body's upload included
+_UTF8 = frozenset({"utf-8", "utf8"})
 Model = TypeVar("Model", bound=BaseModel)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -66,25 +70,35 @@ def _dumps(data: Any) -> str:
 
 
 async def read_json(request: web.Request, model: type[Model]) -> Model:
-    """The body as `model`: 415 if it is not JSON, 413 if too large, 400 if malformed, 422 if wrong."""
+    """The body as `model`: 415 if it is not UTF-8 JSON, 413 if too large, 400 if malformed (a BOM,
+    another encoding, a key given twice), 422 if wrong."""
     if request.content_type != "application/json":
         raise HttpError(415, "unsupported_media_type", "the body must be application/json")
+    if request.charset is not None and request.charset.lower() not in _UTF8:
+        raise HttpError(415, "unsupported_charset", "the body must be UTF-8 (charset=utf-8, or none)")
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise HttpError(413, "body_too_large", f"the body is larger than {MAX_BODY} bytes")
+    raw = await _body(request)
     try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge as exc:
-        raise HttpError(413, "body_too_large", f"the body is larger than {MAX_BODY} bytes") from exc
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise HttpError(400, "malformed_json", "the body is not valid JSON") from exc
+        data = strict_json.loads(raw)
+    except strict_json.JsonTextError as exc:
+        raise HttpError(400, exc.code, exc.message) from None
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         details = error_details(exc)
         summary = "; ".join(f"{d['loc']}: {d['msg']}" for d in details[:5])
         raise HttpError(422, "invalid_body", f"invalid body: {summary}", details) from None
+
+
+async def _body(request: web.Request) -> bytes:
+    """The whole body within the limit; a body the parser could not read (bad chunks) is a 400."""
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise HttpError(413, "body_too_large", f"the body is larger than {MAX_BODY} bytes") from exc
+    except RequestPayloadError:
+        raise HttpError(400, "malformed_body", "the body could not be read as HTTP/1.1") from None
 
 
 def status_of(exc: HonninError) -> int:
@@ -112,6 +126,9 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         if exc.status == 413:
             return error_response(413, "body_too_large", f"the body is larger than {MAX_BODY} bytes")
         return error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
+    except ConnectionResetError:  # the client went away mid-request: nobody reads the answer
+        log.info("http.client_disconnected", path=request.path)
+        return error_response(400, "client_disconnected", "the client closed the connection")
     except Exception as exc:
         log.error("http.unexpected_error", path=request.path, error=failure_reason(exc))
         return error_response(500, "internal_error", "the request could not be handled")
@@ -146,9 +163,17 @@ class Server:
 
 
 @asynccontextmanager
-async def serve(app: web.Application, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[Server]:
-    """Run `app` until the block ends; port 0 takes a free one (tests)."""
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
+async def serve(
+    app: web.Application,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    header_timeout: float = HEADER_TIMEOUT,
+    keepalive_timeout: float = KEEPALIVE_TIMEOUT,
+) -> AsyncIterator[Server]:
+    """Run `app` until the block ends; port 0 takes a free one (tests). Connections get a header
+    deadline and an idle limit, and aiohttp's parser errors the error shape (`server`)."""
+    runner = GuardedRunner(app, header_timeout=header_timeout, keepalive_timeout=keepalive_timeout)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

@@ -23,6 +23,7 @@ from orchestrator.errors import (
     PermanentError,
     StoreUnavailableError,
     VersionConflictError,
+    exception_kind,
 )
 from orchestrator.model import Registration, State
 from orchestrator.ports import Commit, HistoryEntry, OutboxMessage, StoredRegistration
@@ -50,14 +51,14 @@ class MongoStore:
             await db.outbox.create_index([("registration_id", ASCENDING)])
         except PyMongoError as exc:
             await client.close()
-            raise StoreUnavailableError(f"cannot reach MongoDB: {exc}") from exc
+            raise StoreUnavailableError(f"cannot reach MongoDB: {exception_kind(exc)}") from exc
         return cls(client, db, sealer)
 
     async def load(self, registration_id: str) -> StoredRegistration | None:
         try:
             doc = await self._db.registrations.find_one({"_id": registration_id})
         except PyMongoError as exc:
-            raise StoreUnavailableError(f"MongoDB load failed: {exc}") from exc
+            raise StoreUnavailableError(f"MongoDB load failed: {exception_kind(exc)}") from exc
         if doc is None:
             return None
         plain = self._sealer.open(bytes(doc["data"]), f"registration:{registration_id}")
@@ -67,7 +68,7 @@ class MongoStore:
         try:
             return await self._db.processed_events.find_one({"_id": event_id}, {"_id": 1}) is not None
         except PyMongoError as exc:
-            raise StoreUnavailableError(f"MongoDB read failed: {exc}") from exc
+            raise StoreUnavailableError(f"MongoDB read failed: {exception_kind(exc)}") from exc
 
     async def commit(self, commit: Commit) -> int:
         async def write(session: AsyncClientSession) -> int:
@@ -92,7 +93,7 @@ class MongoStore:
         except (DuplicateEventError, VersionConflictError, PermanentError):
             raise
         except PyMongoError as exc:
-            raise StoreUnavailableError(f"MongoDB commit failed: {exc}") from exc
+            raise StoreUnavailableError(f"MongoDB commit failed: {exception_kind(exc)}") from exc
 
     async def _write_registration(self, commit: Commit, session: AsyncClientSession) -> tuple[int, int]:
         """The new version, and where this commit's outbox messages start in the registration's
@@ -193,7 +194,7 @@ class MongoStore:
             )
             docs = await cursor.to_list()
         except PyMongoError as exc:
-            raise StoreUnavailableError(f"MongoDB read failed: {exc}") from exc
+            raise StoreUnavailableError(f"MongoDB read failed: {exception_kind(exc)}") from exc
         return [
             HistoryEntry(
                 registration_id=d["registration_id"],
@@ -221,7 +222,7 @@ class MongoStore:
             )
             return [d["_id"] for d in await cursor.to_list()]
         except PyMongoError as exc:
-            raise StoreUnavailableError(f"MongoDB read failed: {exc}") from exc
+            raise StoreUnavailableError(f"MongoDB read failed: {exception_kind(exc)}") from exc
 
     async def claim_outbox(
         self, worker: str, now: datetime, lease_seconds: float, limit: int
@@ -250,7 +251,7 @@ class MongoStore:
                     break
                 docs.append(doc)
         except PyMongoError as exc:
-            raise StoreUnavailableError(f"MongoDB outbox claim failed: {exc}") from exc
+            raise StoreUnavailableError(f"MongoDB outbox claim failed: {exception_kind(exc)}") from exc
         docs.sort(key=lambda d: (d["created_at"], d["idx"]))
         return [
             OutboxMessage(
@@ -271,7 +272,7 @@ class MongoStore:
                 {"$set": {"sent_at": now, "claimed_by": None, "claimed_until": None}},
             )
         except PyMongoError as exc:
-            raise StoreUnavailableError(f"MongoDB write failed: {exc}") from exc
+            raise StoreUnavailableError(f"MongoDB write failed: {exception_kind(exc)}") from exc
 
     async def purge_ended(self, before: datetime, limit: int) -> int:
         try:
@@ -289,7 +290,7 @@ class MongoStore:
                 await self._db.outbox.delete_many({"registration_id": {"$in": ids}, "sent_at": {"$ne": None}})
                 await self._db.registrations.delete_many({"_id": {"$in": ids}})
         except PyMongoError as exc:
-            raise StoreUnavailableError(f"MongoDB purge failed: {exc}") from exc
+            raise StoreUnavailableError(f"MongoDB purge failed: {exception_kind(exc)}") from exc
         return len(ids)
 
     async def in_state(self, state: str, limit: int) -> list[str]:
@@ -297,13 +298,13 @@ class MongoStore:
             cursor = self._db.registrations.find({"state": state}, {"_id": 1}).sort("updated_at", ASCENDING)
             return [d["_id"] for d in await cursor.limit(limit).to_list()]
         except PyMongoError as exc:
-            raise StoreUnavailableError(f"MongoDB read failed: {exc}") from exc
+            raise StoreUnavailableError(f"MongoDB read failed: {exception_kind(exc)}") from exc
 
     async def outbox_backlog(self) -> int:
         try:
             return await self._db.outbox.count_documents({"sent_at": None})
         except PyMongoError as exc:
-            raise StoreUnavailableError(f"MongoDB read failed: {exc}") from exc
+            raise StoreUnavailableError(f"MongoDB read failed: {exception_kind(exc)}") from exc
 
     async def drop(self) -> None:
         """Tests only: forget the whole database."""

@@ -18,6 +18,7 @@ from orchestrator.errors import (
     PermanentError,
     StoreUnavailableError,
     VersionConflictError,
+    exception_kind,
 )
 from orchestrator.model import Registration, State
 from orchestrator.ports import Commit, HistoryEntry, OutboxMessage, StoredRegistration
@@ -86,7 +87,9 @@ class SqliteStore:
         try:
             db = await aiosqlite.connect(path, isolation_level=None)
         except sqlite3.Error as exc:
-            raise StoreUnavailableError(f"cannot open the SQLite store at {path}: {exc}") from exc
+            raise StoreUnavailableError(
+                f"cannot open the SQLite store at {path}: {exception_kind(exc)}"
+            ) from exc
         try:
             await db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             await db.execute("PRAGMA journal_mode = WAL")
@@ -94,7 +97,9 @@ class SqliteStore:
             await db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
             await db.close()  # its thread would keep the process alive
-            raise StoreUnavailableError(f"cannot open the SQLite store at {path}: {exc}") from exc
+            raise StoreUnavailableError(
+                f"cannot open the SQLite store at {path}: {exception_kind(exc)}"
+            ) from exc
         return cls(db, sealer)
 
     @asynccontextmanager
@@ -113,7 +118,7 @@ class SqliteStore:
                 with contextlib.suppress(sqlite3.Error, ValueError):
                     await self._db.execute("ROLLBACK")  # "no transaction is active" is fine
                 if isinstance(exc, sqlite3.OperationalError):  # locked, busy, I/O: may pass
-                    raise StoreUnavailableError(f"the SQLite store failed: {exc}") from exc
+                    raise StoreUnavailableError(f"the SQLite store failed: {exception_kind(exc)}") from exc
                 raise
 
     async def _fetch(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
@@ -122,7 +127,7 @@ class SqliteStore:
                 async with self._db.execute(sql, params) as cursor:
                     return list(await cursor.fetchall())
             except sqlite3.OperationalError as exc:
-                raise StoreUnavailableError(f"the SQLite store failed: {exc}") from exc
+                raise StoreUnavailableError(f"the SQLite store failed: {exception_kind(exc)}") from exc
 
     async def load(self, registration_id: str) -> StoredRegistration | None:
         rows = await self._fetch("SELECT version, data FROM registrations WHERE id = ?", (registration_id,))

@@ -54,7 +54,7 @@ from schemas.events import (
     RegistrationStarted,
 )
 from schemas.payloads import CancelRequestedPayload, RegistrationConfirmedPayload, RegistrationStartedPayload
-from schemas.privacy import contains_individual_number
+from schemas.privacy import MAX_ID_DIGITS, digit_count
 
 log = structlog.get_logger("honnin.web")
 
@@ -261,7 +261,7 @@ class WebApi:
     async def _owned(self, request: web.Request, facility: str) -> Registration:
         """The path's registration if this facility started it; 404 otherwise, whatever the reason."""
         rid = request.match_info["registration_id"]
-        if not _ID.match(rid) or contains_individual_number(rid):
+        if not _ID.match(rid) or digit_count(rid) > MAX_ID_DIGITS:
             raise _not_found()
         registration = await self._find(rid)
         if registration is None or registration.facility_id != facility:

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from adapters.http.common import HttpError, error_response
 from schemas.events import derived_event_id
-from schemas.privacy import contains_individual_number
+from schemas.privacy import MAX_ID_DIGITS, digit_count
 
 UNAUTHORIZED = "a facility bearer token is required (Authorization: Bearer <token>)"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -70,11 +70,11 @@ def idempotency_key(request: web.Request) -> str | None:
     key = request.headers.get(IDEMPOTENCY_HEADER)
     if key is None:
         return None
-    if not _KEY.match(key) or contains_individual_number(key):
+    if not _KEY.match(key) or digit_count(key) > MAX_ID_DIGITS:
         raise HttpError(
             400,
             "invalid_idempotency_key",
-            "Idempotency-Key must be 1-128 characters of A-Z a-z 0-9 . _ : - (and no individual number)",
+            "Idempotency-Key must be 1-128 characters of A-Z a-z 0-9 . _ : - with at most 11 digits",
         )
     return key
 

@@ -7,9 +7,11 @@ tests/contract/buses.py (dead letters, depth, drain, `join`).
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 
 import pytest
+from structlog.testing import capture_logs
 
 from orchestrator.errors import BusUnavailableError, PermanentError, RetryableError, UnroutableError
 from orchestrator.ports import BusMessage, Delivery
@@ -116,6 +118,52 @@ async def test_a_poison_message_is_dead_lettered_at_once_and_blocks_nothing(bus:
     [letter] = await dead_letters(bus, "q")
     assert (letter.message.message_id, letter.attempts) == ("poison", 1)
     assert letter.reason == "poison_message: cannot parse"
+
+
+PERSONAL_FACTS = ("東京都千代田区千代田1-1", "公的　花子", "hanako@example.jp")
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        KeyError(PERSONAL_FACTS[0]),
+        ValueError(f"{PERSONAL_FACTS[1]} <{PERSONAL_FACTS[2]}>"),
+        RuntimeError(" ".join(PERSONAL_FACTS)),
+    ],
+    ids=["KeyError", "ValueError", "RuntimeError"],
+)
+async def test_a_failures_text_never_reaches_a_dead_letter_or_a_log(bus: AnyBus, failure: Exception) -> None:
+    """Only the exception's type travels (RabbitMQ: the x-honnin-reason header): its text may
+    quote personal facts."""
+    await bus.declare_queue("q", ["k"])
+
+    async def leaky(_: Delivery) -> None:
+        raise failure
+
+    with capture_logs() as logs:
+        await bus.consume("q", leaky)
+        await bus.publish(message("k", "m1"))
+        await eventually(lambda: _any_dead(bus, "q"))
+    [letter] = await dead_letters(bus, "q")
+    assert letter.reason == f"delivery limit 3 reached; last: {type(failure).__name__}"
+    said = json.dumps(logs, ensure_ascii=False, default=str)
+    assert type(failure).__name__ in said
+    for fact in (*PERSONAL_FACTS, "千代田", "hanako"):
+        assert fact not in letter.reason
+        assert fact not in said
+
+
+async def test_a_honnin_errors_reason_is_one_line_and_masked(bus: AnyBus) -> None:
+    await bus.declare_queue("q", ["k"])
+
+    async def refusing(_: Delivery) -> None:
+        raise PermanentError("bad input\nnumber 1234 5678 9012\x1b[31m", code="poison_message")
+
+    await bus.consume("q", refusing)
+    await bus.publish(message("k", "m1"))
+    await eventually(lambda: _any_dead(bus, "q"))
+    [letter] = await dead_letters(bus, "q")
+    assert letter.reason == "poison_message: bad input number [individual-number-removed]m"
 
 
 async def test_competing_consumers_share_a_queue_and_see_each_message_once(bus: AnyBus) -> None:

@@ -245,7 +245,21 @@ async def _raw_post(bridge: Bridge, url: str, data: bytes, content_type: str) ->
     ("data", "content_type", "status", "code"),
     [
         (b'{"card": {', "application/json", 400, "malformed_json"),
-        (b"\xff\xfe", "application/json", 400, "malformed_json"),
+        (b"\xff\xfe", "application/json", 400, "invalid_encoding"),
+        (
+            json.dumps({"card": FACTS}, ensure_ascii=False).encode("utf-16"),
+            "application/json",
+            400,
+            "invalid_encoding",
+        ),
+        (b"\xef\xbb\xbf" + json.dumps({"card": FACTS}).encode(), "application/json", 400, "invalid_encoding"),
+        (
+            json.dumps({"card": FACTS}).encode(),
+            "application/json; charset=latin-1",
+            415,
+            "unsupported_charset",
+        ),
+        (b'{"card": {"name": "a", "name": "b"}}', "application/json", 400, "duplicate_key"),
         (json.dumps({"card": {**FACTS, "sex": "female"}}).encode(), "application/json", 422, "invalid_body"),
         (json.dumps({"card": "公的　花子"}).encode(), "application/json", 422, "invalid_body"),
         (json.dumps([FACTS]).encode(), "application/json", 422, "invalid_body"),
@@ -257,6 +271,10 @@ async def _raw_post(bridge: Bridge, url: str, data: bytes, content_type: str) ->
     ids=[
         "malformed",
         "not-utf8",
+        "utf16",
+        "bom",
+        "latin1",
+        "duplicate-key",
         "wrong-type",
         "not-an-object",
         "a-list",

@@ -153,3 +153,19 @@ def test_a_database_that_is_no_database_is_refused_and_the_worker_exits(tmp_path
     result = honnin(tmp_path, "status", "reg-any-00001", check=False)
     assert result.returncode == 1
     assert "store_unavailable: cannot open the SQLite store" in result.stderr
+
+
+def test_a_token_given_to_two_facilities_stops_start_up_without_printing_it(tmp_path: Path) -> None:
+    token = "token-shared-by-two-facilities"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HONNIN_")}
+    env |= {
+        "HONNIN_DATA_DIR": str(tmp_path),
+        "HONNIN_HTTP_PORT": "0",
+        "HONNIN_FACILITY_TOKENS": f"facility-a:{token},facility-b:{token}",
+    }
+    result = subprocess.run(
+        [*HONNIN, "run"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode != 0
+    assert "pairs 1 and 2 give facilities 'facility-a' and 'facility-b' the same token" in result.stderr
+    assert token not in result.stdout + result.stderr

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from adapters.card_bridge.links import LINK_PATH, Links, Step, link_key
 from adapters.clock import FakeClock
@@ -146,3 +148,83 @@ def test_the_link_key_is_derived_not_the_data_key() -> None:
     assert len(KEY) == 32
     assert data_key != KEY
     assert link_key(bytes(32)) != KEY
+
+
+# --- one spelling per link ---------------------------------------------------------------------
+
+
+def _standard_alphabet(text: str) -> str:
+    return text.replace("-", "+").replace("_", "/")
+
+
+def _other_spellings(token: str) -> dict[str, str]:
+    """The same bytes, written as a lenient decoder would still read them."""
+    body, signature = token.split(".")
+    raw = base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
+    last = signature[-1]
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    sibling = alphabet[alphabet.index(last) ^ 1]  # flips a bit the 32-byte signature does not use
+    assert base64.urlsafe_b64decode(signature[:-1] + sibling + "=") == raw
+    return {
+        "padded signature": f"{body}.{signature}=",
+        "padded twice": f"{body}.{signature}==",
+        "padded body": f"{body}=.{signature}",
+        "standard alphabet": f"{body}.{base64.b64encode(raw).rstrip(b'=').decode()}",
+        "stray bits": f"{body}.{signature[:-1]}{sibling}",
+        "a space inside": f"{body}.{signature[:5]} {signature[5:]}",
+        "a newline at the end": f"{body}.{signature}\n",
+        "a dot at the end": f"{token}.",
+        "a character the decoder skips": f"{body}.{signature[:3]}!{signature[3:]}",
+    }
+
+
+def _token_with(links: Links, *characters: str) -> str:
+    """A link whose signature holds one of `characters` (so another alphabet spells it differently)."""
+    for _ in range(500):
+        token = links.issue("reg-links-0001", "card_read").token
+        if any(c in token.split(".")[1] for c in characters):
+            return token
+    raise AssertionError("no signature with the wanted character in 500 links")
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "padded signature",
+        "padded twice",
+        "padded body",
+        "standard alphabet",
+        "stray bits",
+        "a space inside",
+        "a newline at the end",
+        "a dot at the end",
+        "a character the decoder skips",
+    ],
+)
+def test_a_link_has_one_spelling_and_any_other_is_unknown(links: Links, spelling: str) -> None:
+    token = _token_with(links, "-", "_")
+    other = _other_spellings(token)[spelling]
+    assert other != token
+    assert links.open(token).registration_id == "reg-links-0001"
+    refusal = _refused(links, other)
+    assert (refusal.status, refusal.code) == (404, "unknown_link")
+
+
+@given(data=st.data())
+def test_every_changed_token_is_unknown(data: st.DataObject) -> None:
+    links = Links(KEY, BASE, FakeClock(datetime(2026, 11, 23, 9, 0, tzinfo=UTC)))
+    token = links.issue("reg-links-0001", "sign", 1).token
+    position = data.draw(st.integers(0, len(token)))
+    inserted = data.draw(st.sampled_from(["=", "==", "+", "/", " ", "\n", ".", "%3D", "A", "-"]))
+    changed = data.draw(
+        st.sampled_from(
+            [
+                token[:position] + inserted + token[position:],
+                _standard_alphabet(token),
+                token[:position] + token[position + 1 :],
+            ]
+        )
+    )
+    if changed == token:
+        return
+    assert _refused(links, changed).code == "unknown_link"

@@ -75,6 +75,9 @@ def test_personal_keys_are_masked_inside_lists_and_tuples() -> None:
         "1234-5678-9012",
         "1234 5678 9012",
         "x123456789012y",
+        "1234567890123",
+        "1.2.3.4.5.6.7.8.9.0.1.2",
+        "1234\u200b5678\u00ad9012",
     ],
 )
 def test_twelve_digit_runs_are_masked_anywhere(text: str) -> None:
@@ -88,7 +91,9 @@ def test_twelve_digit_runs_are_masked_anywhere(text: str) -> None:
     assert REMOVED in out["other"][0]
 
 
-@pytest.mark.parametrize("text", ["12345678901", "1234567890123", "03-1234-5678", "attempt 2"])
+@pytest.mark.parametrize(
+    "text", ["12345678901", "03-1234-5678", "attempt 2", "6f1c2a3b-1234-5678-9012-abcdefabcdef"]
+)
 def test_other_numbers_are_left_alone(text: str) -> None:
     assert masked(event=text)["event"] == text
 
