@@ -6,14 +6,39 @@ from functools import cache
 from typing import Any
 
 from honnin import __version__
-from honnin.openapi import Route, document
+from honnin.openapi import Route, Webhook, document
 from schemas import api_card_bridge as bridge
 from schemas import api_web as web
+from schemas import api_webhooks as hooks
+from schemas.events import event_type
 
 ONE = "/v1/registrations/{registration_id}"
 LINK = "/app/v1/links/{token}"
 WEB_ERRORS = (400, 401, 404, 409, 413, 415, 422, 503)
 LINK_ERRORS = (403, 404, 409, 410, 503)
+
+FEED_PARAMETERS = [
+    {
+        "name": "after",
+        "in": "query",
+        "required": False,
+        "description": "the cursor of the last page; without it, the oldest event kept",
+        "schema": {"type": "string"},
+    },
+    {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+    },
+    {
+        "name": "wait",
+        "in": "query",
+        "required": False,
+        "description": "seconds to wait for an event when there is none yet (long poll)",
+        "schema": {"type": "number", "minimum": 0, "maximum": 30, "default": 0},
+    },
+]
 
 ROUTES = [
     Route(
@@ -133,11 +158,54 @@ ROUTES = [
         security=False,
         media_type="image/png",
     ),
+    Route(
+        "PUT",
+        "/v1/webhook",
+        "Register or replace the webhook endpoint: the signing secret, shown once (a new PUT rotates it)",
+        hooks.WebhookSecret,
+        request=hooks.PutWebhookRequest,
+        errors=(400, 401, 413, 415, 422),
+    ),
+    Route(
+        "GET",
+        "/v1/webhook",
+        "The endpoint's URL, state and last delivery (never the secret)",
+        hooks.WebhookStatus,
+        errors=(401, 404),
+    ),
+    Route("DELETE", "/v1/webhook", "Remove the endpoint", None, 204, errors=(401, 404)),
+    Route(
+        "POST",
+        "/v1/webhook/test",
+        "Send a test event (webhook.test) through the delivery path",
+        hooks.WebhookTestSent,
+        202,
+        errors=(401, 404),
+    ),
+    Route(
+        "GET",
+        "/v1/events",
+        "This facility's events in commit order after the cursor, long-polled",
+        hooks.FeedPage,
+        errors=(400, 401),
+        extra={"parameters": FEED_PARAMETERS},
+    ),
     Route("GET", "/openapi.json", "This document", None, tag="meta", security=False),
     Route("GET", "/healthz", "Liveness and the outbox backlog", None, tag="meta", security=False),
 ]
 
 
+WEBHOOKS = (
+    *(
+        Webhook(event_type(model), (model.__doc__ or event_type(model)).strip().splitlines()[0], model)
+        for model in hooks.FACILITY_EVENT_MODELS
+    ),
+    Webhook("webhook.test", "A test event the facility asked for", hooks.WebhookTest),
+)
+
+
 @cache
 def openapi_document() -> dict[str, Any]:
-    return document(ROUTES, title="Honnin: facility API and card bridge", version=__version__)
+    return document(
+        ROUTES, title="Honnin: facility API and card bridge", version=__version__, webhooks=WEBHOOKS
+    )
