@@ -260,3 +260,27 @@ async def test_webhook_urls_are_refused_unless_https_to_a_public_address(tmp_pat
             assert url not in json.dumps(body), "the URL is not repeated"
         status, _ = await w.call("GET", "/v1/webhook")
         assert status == 404, "nothing was registered"
+
+
+async def test_a_restart_in_the_middle_of_the_retry_schedule_loses_no_delivery(tmp_path: Path) -> None:
+    from adapters.clock import FakeClock
+
+    clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
+    async with Receiver(statuses=[500, 500]).running() as receiver:
+        async with worker(tmp_path, clock) as first:
+            secret = await first.put_webhook(receiver.url)
+            event_id = await first.cancelled("reg-hook-0001")
+            await attempted(first, event_id, 1)
+            scheduled = await delivery(first, event_id)
+        assert scheduled[:2] == ("pending", 1)
+        async with worker(tmp_path, clock) as restarted:  # a new bootstrap on the same SQLite file
+            assert await delivery(restarted, event_id) == scheduled, "the schedule outlives the worker"
+            await asyncio.sleep(0.2)
+            assert len(receiver.got) == 1, "nothing is sent before its persisted time"
+            await next_try(restarted, event_id)
+            await attempted(restarted, event_id, 2)
+            await next_try(restarted, event_id)
+            await attempted(restarted, event_id, 3)
+            assert (await delivery(restarted, event_id))[:2] == ("delivered", 3)
+    assert receiver.ids() == [event_id] * 3
+    assert all(signed_by(secret, got) for got in receiver.got), "the sealed secret survived the restart"
