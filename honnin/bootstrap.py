@@ -177,7 +177,12 @@ def _wire(
     )
     delivery = _delivery(settings, store, clock, orchestrator, sender)
     relay = OutboxRelay(
-        store, bus, clock, worker=settings.worker_id, idle_seconds=settings.relay_idle_seconds
+        store,
+        bus,
+        clock,
+        worker=settings.worker_id,
+        idle_seconds=settings.relay_idle_seconds,
+        retry_seconds=settings.relay_retry_seconds,
     )
     sweeper = DeadlineSweeper(
         orchestrator,

@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     delivery_limit: PositiveInt = 5
     sweep_interval_seconds: PositiveFloat = 1.0
     relay_idle_seconds: PositiveFloat = 0.5
+    relay_retry_seconds: PositiveFloat = Field(
+        5.0, description="a message the bus refused waits this long; its registration's later ones with it"
+    )
     worker_id: str = Field(default_factory=_default_worker_id)
     verifier_enabled: bool = Field(True, description="this worker also serves the verifier queue")
     http_enabled: bool = Field(True, description="this worker serves the facility API and the card bridge")
