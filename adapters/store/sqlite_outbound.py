@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import aiosqlite
 
 from adapters.store.codec import Sealer, stamp, unstamp
+from orchestrator.errors import PermanentError
 from orchestrator.ports import (
     Commit,
     DeliveryAttempt,
@@ -108,18 +109,21 @@ class SqliteOutbound:
     async def _write_facility_events(self, db: aiosqlite.Connection, commit: Commit) -> None:
         """Inside the commit: a feed row per event, a delivery per event whose facility has an endpoint."""
         for e in commit.facility_events:
-            await db.execute(
-                "INSERT INTO feed (facility_id, event_id, event_type, registration_id, body, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    e.facility_id,
-                    e.event_id,
-                    e.event_type,
-                    e.registration_id,
-                    self._sealer.seal(e.body, f"feed:{e.event_id}"),
-                    stamp(e.created_at),
-                ),
-            )
+            try:
+                await db.execute(
+                    "INSERT INTO feed (facility_id, event_id, event_type, registration_id, body, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        e.facility_id,
+                        e.event_id,
+                        e.event_type,
+                        e.registration_id,
+                        self._sealer.seal(e.body, f"feed:{e.event_id}"),
+                        stamp(e.created_at),
+                    ),
+                )
+            except sqlite3.IntegrityError as exc:  # derived ids collided: a bug, never to be retried
+                raise PermanentError("a feed event id exists already", code="feed_collision") from exc
             await self._insert_delivery(db, e, None)
 
     @staticmethod
