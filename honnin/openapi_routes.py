@@ -195,12 +195,21 @@ ROUTES = [
 ]
 
 
+WEBHOOK_SUMMARIES = {
+    "registration.challenge_issued": "A challenge to sign was issued (confirmed, or after a failure)",
+    "registration.signature_verified": "The card's signature passed: 【完了する】 may activate",
+    "registration.verification_failed": "The signature failed, with the code and the seed's message",
+    "registration.activated": "The account was activated",
+    "registration.expired": "The registration expired before activation",
+    "registration.cancelled": "The registration was cancelled",
+    "registration.event_rejected": "A step was refused, with the code and the message",
+}
 WEBHOOKS = (
     *(
-        Webhook(event_type(model), (model.__doc__ or event_type(model)).strip().splitlines()[0], model)
+        Webhook(event_type(model), WEBHOOK_SUMMARIES[event_type(model)], model)
         for model in hooks.FACILITY_EVENT_MODELS
     ),
-    Webhook("webhook.test", "A test event the facility asked for", hooks.WebhookTest),
+    Webhook("webhook.test", "A test event the facility asked for (POST /v1/webhook/test)", hooks.WebhookTest),
 )
 
 

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from orchestrator.errors import RetryableError
+from orchestrator.errors import RetryableError, failure_reason
 from orchestrator.ports import (
     Clock,
     DeliveryAttempt,
@@ -133,6 +133,7 @@ class DeliveryWorker:
         try:
             while True:
                 ticket = self._wakeup.ticket()
+                self._finished.clear()
                 try:
                     claimed = await self.claim()
                 except RetryableError as exc:
@@ -144,16 +145,16 @@ class DeliveryWorker:
                     task.add_done_callback(self._done)
                 if claimed and len(self._sending) < self._concurrency:
                     continue  # there may be more due already
-                self._finished.clear()
                 await _first(ticket, self._finished, self._poll)
         finally:
             await self._cancel_sending()
 
     async def _guarded(self, delivery: PendingDelivery) -> None:
+        """One delivery's failure is its own: the lease runs out and it is sent again."""
         try:
             await self.send(delivery)
-        except RetryableError as exc:  # the store failed: the lease runs out and it is sent again
-            log.warning("webhook.record_failed", event_id=delivery.event_id, code=exc.code)
+        except Exception as exc:
+            log.error("webhook.attempt_failed", event_id=delivery.event_id, error=failure_reason(exc))
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._sending.discard(task)

@@ -74,11 +74,11 @@ class FeedApi:
         """Events after `after`; with none yet, waits up to `wait` seconds (at most 30) for one."""
         query = request.query
         after = self._cursors.decode(facility, query["after"]) if query.get("after") else 0
-        limit = int(_number(query, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT))
-        if limit != _number(query, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT):
+        limit = _number(query, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+        if not limit.is_integer():
             raise HttpError(400, "invalid_limit", f"limit must be a whole number from 1 to {MAX_LIMIT}")
         wait = _number(query, "wait", 0, 0, FEED_MAX_WAIT)
-        events = await self._outbound.read_feed(facility, after, limit, wait)
+        events = await self._outbound.read_feed(facility, after, int(limit), wait)
         last = events[-1].seq if events else after
         page = {
             "events": [json.loads(e.body) for e in events],

@@ -112,3 +112,33 @@ async def test_feed_events_are_kept_for_the_retention_period_then_purged(tmp_pat
         w.clock.advance(timedelta(hours=2))
         await w.app.runtime.sweeper.purge_once()
         assert (await page(w))["events"] == []
+
+
+async def test_only_the_long_poll_route_may_outlast_the_usual_request_limit() -> None:
+    import aiohttp
+    from aiohttp import web
+
+    from adapters.http.common import application, serve
+    from adapters.web.feed import FEED_ROUTE, long_poll_aware
+
+    app = application(timeout=1.0)  # the long poll's own bound
+    app.middlewares.insert(0, long_poll_aware(0.2, frozenset({FEED_ROUTE, "too.long"})))  # all else
+
+    async def slow(_: web.Request) -> web.Response:
+        await asyncio.sleep(0.5)
+        return web.Response(text="done")
+
+    async def slower(_: web.Request) -> web.Response:
+        await asyncio.sleep(3)
+        return web.Response(text="too late")
+
+    app.router.add_get("/v1/events", slow, name=FEED_ROUTE)
+    app.router.add_get("/other", slow, name="web.other")
+    app.router.add_get("/v1/events/too-long", slower, name="too.long")
+    async with serve(app) as server, aiohttp.ClientSession() as http:
+        async with http.get(f"{server.url}/v1/events") as response:
+            assert (response.status, await response.text()) == (200, "done")
+        async with http.get(f"{server.url}/other") as response:
+            assert (response.status, (await response.json())["code"]) == (503, "timeout")
+        async with http.get(f"{server.url}/v1/events/too-long") as response:
+            assert response.status == 503, "a long poll is still bounded, by the application's limit"
