@@ -239,6 +239,11 @@ class SqliteOutbound:
         self, worker: str, now: datetime, lease_seconds: float, limit: int, per_endpoint: int
     ) -> list[PendingDelivery]:
         at, until = stamp(now), stamp(now + timedelta(seconds=lease_seconds))
+        due = await self._fetch(
+            "SELECT 1 FROM webhook_deliveries WHERE state = 'pending' AND next_attempt_at <= ? LIMIT 1", (at,)
+        )
+        if not due:  # most wake-ups: a read, not a write transaction
+            return []
         async with self._transaction() as db:
             async with db.execute(_DUE, (at, at, at, per_endpoint, limit)) as cursor:
                 ids = [(r[0],) for r in await cursor.fetchall()]

@@ -55,7 +55,7 @@ class Cursors:
 def _number(query: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
     text = query.get(name)
     if text is None:
-        return default
+        return float(default)
     try:
         value = float(text)
     except ValueError:
