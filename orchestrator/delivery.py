@@ -72,7 +72,7 @@ def decide(
 
 
 class DeliveryWorker:
-    """Runs in every worker beside the relay; `deliver_due` is one round, for tests and tools."""
+    """Runs in every worker beside the relay, each send a task of its own (at most `concurrency`)."""
 
     def __init__(
         self,
@@ -107,12 +107,6 @@ class DeliveryWorker:
             return []
         now = self._clock.now()
         return await self._store.claim_deliveries(self._worker, now, self._lease, free, self._per_endpoint)
-
-    async def deliver_due(self) -> int:
-        """Claim what is due and send it all, waiting for every answer."""
-        claimed = await self.claim()
-        await asyncio.gather(*(self.send(d) for d in claimed))
-        return len(claimed)
 
     async def send(self, delivery: PendingDelivery) -> None:
         """One attempt, its outcome written and logged (never the body, never a secret)."""
