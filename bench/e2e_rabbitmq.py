@@ -3,7 +3,9 @@
 End to end: N registrations driven by the card emulator (real RSA signatures with a dev CA card)
 through W `honnin run` worker processes sharing one SQLite file, each worker also verifying
 (pyhanko path validation against a CRL), until the facility has heard `registration.activated`
-for every one. Each registration moves 10 messages over the broker (6 steps in, 4 events out).
+for every one, long-polling the first worker's `GET /v1/events` as a facility would. Each
+registration moves 7 messages over the broker (6 steps in, the verification request out); its
+facility events go to the feed in the commit itself.
 
 Floor: the same number of messages published with confirms and consumed with acks by bare
 aio-pika on one connection, no Honnin code at all.
@@ -18,6 +20,7 @@ import asyncio
 import base64
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -34,11 +37,12 @@ import aio_pika
 from adapters.bus.rabbitmq import RabbitMqBus
 from adapters.ca_revocation.devca import DevCA, Person
 from adapters.clock import SystemClock
-from honnin.emulator import CardEmulator
+from honnin.emulator import CardEmulator, HttpFeed
 from orchestrator.topology import QUEUES
 
 URL = os.environ.get("HONNIN_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
-MESSAGES_PER_REGISTRATION = 10
+MESSAGES_PER_REGISTRATION = 7
+FACILITY, TOKEN = "facility-emu", "facility-emu-token-0123456789"
 
 
 async def floor(messages: int, window: int) -> float:
@@ -84,7 +88,13 @@ async def floor(messages: int, window: int) -> float:
         await connection.close()
 
 
-def start_worker(tmp: Path, prefix: str, n: int) -> subprocess.Popen[bytes]:
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_worker(tmp: Path, prefix: str, n: int, port: int) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HONNIN_")}
     env |= {
         "HONNIN_DATA_DIR": str(tmp / "data"),
@@ -97,7 +107,8 @@ def start_worker(tmp: Path, prefix: str, n: int) -> subprocess.Popen[bytes]:
         "HONNIN_WORKER_ID": f"bench-{n}",
         "HONNIN_LOG_LEVEL": "WARNING",
         "HONNIN_RELAY_IDLE_SECONDS": "0.05",
-        "HONNIN_HTTP_ENABLED": "false",  # the events come over the broker here
+        "HONNIN_HTTP_PORT": str(port),  # steps come over the broker; the feed is read over HTTP
+        "HONNIN_FACILITY_TOKENS": f"{FACILITY}:{TOKEN}",
     }
     return subprocess.Popen([sys.executable, "-m", "honnin.cli", "run"], cwd=ROOT, env=env)
 
@@ -110,11 +121,13 @@ async def end_to_end(n: int, workers: int, tmp: Path) -> float:
     (tmp / "ca" / "crl.der").write_bytes(ca.crl(this_update=now - timedelta(minutes=1)))
     card = ca.issue(Person(), now=now)
     bus = await RabbitMqBus.connect(URL, queue_prefix=prefix)
-    processes = [start_worker(tmp, prefix, i) for i in range(workers)]
+    ports = [free_port() for _ in range(workers)]
+    processes = [start_worker(tmp, prefix, i, port) for i, port in enumerate(ports)]
+    feed = HttpFeed(f"http://127.0.0.1:{ports[0]}", TOKEN)
+    emulator = CardEmulator(bus, card, Person(), SystemClock(), feed, facility_id=FACILITY)
     try:
         for queue, bindings in QUEUES.items():
             await bus.declare_queue(queue, bindings)
-        emulator = CardEmulator(bus, card, Person(), SystemClock())
         await emulator.listen()
         await asyncio.sleep(2)  # let the workers connect: their start-up is not what is measured
         started = time.perf_counter()
@@ -125,6 +138,7 @@ async def end_to_end(n: int, workers: int, tmp: Path) -> float:
         assert not missing, f"{len(missing)} registrations not activated"
         return n / elapsed
     finally:
+        await emulator.close()
         for process in processes:
             process.send_signal(signal.SIGTERM)
         for process in processes:

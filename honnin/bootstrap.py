@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
 from adapters.bus.inprocess import InProcessBus
 from adapters.ca_revocation.revocation import RevocationSource
 from adapters.ca_revocation.worker import Verifier
@@ -15,16 +18,21 @@ from adapters.card_bridge.xid_links import EmailLinks, email_link_key
 from adapters.clock import SystemClock
 from adapters.mail.worker import MailWorker
 from adapters.store.codec import Sealer, decode_key, new_key
+from adapters.webhooks.addresses import AddressPolicy
+from adapters.webhooks.sender import HttpWebhookSender
+from adapters.webhooks.signing import new_secret
 from honnin import verification
 from honnin.mail import make_mailer
 from honnin.settings import Settings
+from orchestrator.delivery import DeliveryWorker, RetrySchedule
 from orchestrator.errors import ConfigurationError
-from orchestrator.ports import Bus, Clock, Mailer, Store
+from orchestrator.outbound import FacilityOutbound
+from orchestrator.ports import Bus, Clock, Mailer, Store, WebhookSender
 from orchestrator.relay import OutboxRelay
 from orchestrator.runtime import Runtime
 from orchestrator.service import Orchestrator
 from orchestrator.sweeper import DeadlineSweeper
-from orchestrator.topology import MAIL_QUEUE, VERIFIER_QUEUE
+from orchestrator.topology import FACILITY_QUEUE, MAIL_QUEUE, VERIFIER_QUEUE, queues
 
 
 @dataclass
@@ -40,11 +48,17 @@ class App:
     links: Links
     mailer: Mailer
     email_links: EmailLinks  # xID: the confirmation links the mail worker writes
+    outbound: FacilityOutbound
+    delivery: DeliveryWorker
+    sender: WebhookSender
+    webhook_policy: AddressPolicy
+    feed_key: bytes = b""
 
     async def close(self) -> None:
         await self.runtime.stop()
         await self.mailer.close()
         await self.bus.close()
+        await self.sender.close()
         if self.revocation is not None:
             await self.revocation.close()
         await self.store.close()
@@ -98,7 +112,18 @@ async def make_bus(settings: Settings) -> Bus:
     return InProcessBus(delivery_limit=settings.delivery_limit)
 
 
-async def bootstrap(settings: Settings, *, clock: Clock | None = None, bus: Bus | None = None) -> App:
+def feed_key(data_key: bytes) -> bytes:
+    """A key of its own for feed cursors, derived from the data key like the links' key."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"honnin feed cursors").derive(data_key)
+
+
+async def bootstrap(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    bus: Bus | None = None,
+    sender: WebhookSender | None = None,
+) -> App:
     clock = clock or SystemClock()
     key = data_key(settings)
     store = await open_store(settings, key)
@@ -106,16 +131,65 @@ async def bootstrap(settings: Settings, *, clock: Clock | None = None, bus: Bus 
         links = Links(
             link_key(key), settings.public_url, clock, ttl=timedelta(seconds=settings.link_ttl_seconds)
         )
-        return _wire(settings, store, bus or await make_bus(settings), clock, links, key)
+        policy = AddressPolicy(settings.webhook_allow_http, settings.webhook_allow_private)
+        sender = sender or HttpWebhookSender(
+            policy,
+            connect_timeout=settings.webhook_connect_timeout_seconds,
+            read_timeout=settings.webhook_read_timeout_seconds,
+        )
+        app = _wire(settings, store, bus or await make_bus(settings), clock, links, key, sender, policy)
+        app.feed_key = feed_key(key)
+        return app
     except BaseException:
         await store.close()  # a half-wired worker must still exit: the store's thread would not
         raise
 
 
-def _wire(settings: Settings, store: Store, bus: Bus, clock: Clock, links: Links, key: bytes) -> App:
-    orchestrator = Orchestrator(store, clock, settings.profiles())
+def _delivery(
+    settings: Settings, store: Store, clock: Clock, orchestrator: Orchestrator, sender: WebhookSender
+) -> DeliveryWorker:
+    schedule = RetrySchedule(
+        base=timedelta(seconds=settings.webhook_retry_base_seconds),
+        cap=timedelta(seconds=settings.webhook_retry_cap_seconds),
+        window=timedelta(seconds=settings.webhook_retry_window_seconds),
+    )
+    timeouts = settings.webhook_connect_timeout_seconds + settings.webhook_read_timeout_seconds
+    return DeliveryWorker(
+        store,
+        sender,
+        clock,
+        worker=settings.worker_id,
+        schedule=schedule,
+        wakeup=orchestrator.facility_heard,
+        concurrency=settings.webhook_concurrency,
+        per_endpoint=settings.webhook_concurrency_per_endpoint,
+        lease_seconds=timeouts + 30,
+        poll_seconds=settings.webhook_poll_seconds,
+    )
+
+
+def _wire(
+    settings: Settings,
+    store: Store,
+    bus: Bus,
+    clock: Clock,
+    links: Links,
+    key: bytes,
+    sender: WebhookSender,
+    policy: AddressPolicy,
+) -> App:
+    orchestrator = Orchestrator(store, clock, settings.profiles(), facility_queue=settings.facility_queue)
+    outbound = FacilityOutbound(
+        store, clock, orchestrator.facility_heard, new_secret, feed_poll_seconds=settings.feed_poll_seconds
+    )
+    delivery = _delivery(settings, store, clock, orchestrator, sender)
     relay = OutboxRelay(
-        store, bus, clock, worker=settings.worker_id, idle_seconds=settings.relay_idle_seconds
+        store,
+        bus,
+        clock,
+        worker=settings.worker_id,
+        idle_seconds=settings.relay_idle_seconds,
+        retry_seconds=settings.relay_retry_seconds,
     )
     sweeper = DeadlineSweeper(
         orchestrator,
@@ -135,7 +209,30 @@ def _wire(settings: Settings, store: Store, bus: Bus, clock: Clock, links: Links
     )
     if settings.mail_enabled:
         consumers[MAIL_QUEUE] = mail_worker.on_delivery
-    runtime = Runtime(orchestrator, bus, relay, sweeper, consumers=consumers)
+    runtime = Runtime(
+        orchestrator,
+        bus,
+        relay,
+        sweeper,
+        consumers=consumers,
+        delivery=delivery if settings.webhook_delivery_enabled else None,
+        queues=queues(facility_queue=settings.facility_queue),
+        bounds={FACILITY_QUEUE: settings.facility_queue_max_length},
+    )
     return App(
-        settings, store, bus, clock, orchestrator, runtime, verifier, revocation, links, mailer, email_links
+        settings,
+        store,
+        bus,
+        clock,
+        orchestrator,
+        runtime,
+        verifier,
+        revocation,
+        links,
+        mailer,
+        email_links,
+        outbound,
+        delivery,
+        sender,
+        policy,
     )

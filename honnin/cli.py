@@ -7,6 +7,7 @@ import json
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -294,6 +295,60 @@ def export_schemas(directory: Path) -> None:
 
 main.add_command(dev_ca)
 main.add_command(municipality)
+
+
+@main.group()
+def webhooks() -> None:
+    """Facilities' webhook endpoints and their deliveries."""
+
+
+@webhooks.command("list")
+def list_webhooks() -> None:
+    """Every endpoint: facility, state, deliveries not yet delivered, the last attempt (no secret)."""
+
+    async def work(app: App) -> list[str]:
+        lines = []
+        for e in await app.store.webhooks():
+            pending = await app.store.delivery_backlog(e.facility_id)
+            last = e.last_attempt_at.isoformat(timespec="seconds") if e.last_attempt_at else "-"
+            status = str(e.last_status) if e.last_status is not None else (e.last_error or "-")
+            lines.append("\t".join([e.facility_id, e.state, str(pending), last, status, e.url]))
+        return lines
+
+    lines = _with_app(work)
+    click.echo("\n".join(lines) if lines else "no webhook endpoints")
+
+
+async def replay_webhooks(app: App, facility: str, since: datetime | None) -> int:
+    """Every undelivered delivery of the facility (since `since`) due now, on a fresh schedule."""
+    if await app.store.webhook(facility) is None:
+        raise click.ClickException(f"facility {facility} has no webhook endpoint")
+    count = await app.store.replay_deliveries(facility, since, app.clock.now())
+    app.orchestrator.facility_heard.notify()
+    return count
+
+
+def _instant(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(
+            "an ISO 8601 time, e.g. 2026-11-23T09:00:00+09:00", param_hint="--since"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@webhooks.command("replay")
+@click.option("--facility", required=True, help="the facility whose deliveries wait")
+@click.option("--since", default=None, help="only events from this time on (ISO 8601; UTC without a zone)")
+def replay_webhooks_command(facility: str, since: str | None) -> None:
+    """Send a facility's undelivered webhooks again (after its endpoint failed or was disabled);
+    running workers pick them up."""
+    start = _instant(since)
+    count = _with_app(lambda app: replay_webhooks(app, facility, start))
+    click.echo(f"{facility}: {count} deliveries due again")
 
 
 @main.command()

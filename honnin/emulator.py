@@ -2,26 +2,33 @@
 
 For every registration it starts, it reads the dev CA card's four facts, confirms, signs each
 challenge the orchestrator issues with the card's key, and presses 【完了する】 once the signature is
-verified. It records what the facility hears, so a test or a benchmark can check that every
-registration was activated exactly once. Used by tests, `bench/` and demos; never in production.
+verified. It hears what a facility hears from the event feed (`GET /v1/events` long-polled over
+HTTP, or the same feed read in process) and records it, so a test or a benchmark can check that
+every registration was activated exactly once. Used by tests, `bench/` and demos; never in production.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
+
+import aiohttp
+import structlog
 
 from adapters.ca_revocation.devca import Card, Person
 from orchestrator.identity import CARD_SEX_TO_CERT
-from orchestrator.ports import Bus, BusMessage, Clock, Delivery
-from orchestrator.topology import FACILITY_QUEUE
+from orchestrator.outbound import FacilityOutbound
+from orchestrator.ports import Bus, BusMessage, Clock
 from schemas.events import new_event_id
+
+log = structlog.get_logger("honnin.emulator")
 
 CERT_SEX_TO_CARD = {cert: card for card, cert in CARD_SEX_TO_CERT.items()}
 
@@ -49,21 +56,101 @@ class Heard:
         return len(self.events[registration_id][kind])
 
 
+class Feed(Protocol):
+    """Where the emulator hears its facility's events: each call the next ones, long-polled."""
+
+    async def next(self) -> list[dict[str, Any]]: ...
+
+    async def close(self) -> None: ...
+
+
+class HttpFeed:
+    """`GET /v1/events` of a worker, with the facility's bearer token, as a facility would poll it."""
+
+    def __init__(self, base_url: str, token: str, *, wait: float = 10.0, limit: int = 1000) -> None:
+        self._url = base_url.rstrip("/") + "/v1/events"
+        self._headers = {"Authorization": f"Bearer {token}"}
+        self._query = {"wait": str(wait), "limit": str(limit)}
+        self._cursor: str | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    async def next(self) -> list[dict[str, Any]]:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
+        query = self._query | ({"after": self._cursor} if self._cursor else {})
+        async with self._session.get(self._url, params=query, headers=self._headers) as response:
+            response.raise_for_status()
+            page = await response.json()
+        self._cursor = page["cursor"]
+        events: list[dict[str, Any]] = page["events"]
+        return events
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+class LocalFeed:
+    """The same feed read in process (a test's worker without an HTTP server)."""
+
+    def __init__(self, outbound: FacilityOutbound, facility_id: str, *, wait: float = 10.0) -> None:
+        self._outbound = outbound
+        self._facility = facility_id
+        self._wait = wait
+        self._after = 0
+
+    async def next(self) -> list[dict[str, Any]]:
+        events = await self._outbound.read_feed(self._facility, self._after, 1000, self._wait)
+        if events:
+            self._after = events[-1].seq
+        return [json.loads(e.body) for e in events]
+
+    async def close(self) -> None:
+        return None
+
+
 class CardEmulator:
     def __init__(
-        self, bus: Bus, card: Card, person: Person, clock: Clock, *, facility_id: str = "facility-emu"
+        self,
+        bus: Bus,
+        card: Card,
+        person: Person,
+        clock: Clock,
+        feed: Feed,
+        *,
+        facility_id: str = "facility-emu",
     ) -> None:
         self._bus = bus
         self._card = card
         self._person = person
         self._clock = clock
+        self._feed = feed
         self._facility = facility_id
+        self._listening: asyncio.Task[None] | None = None
         self.heard = Heard()
         self.expected: set[str] = set()
 
     async def listen(self) -> None:
-        """Take the facility's queue (no worker consumes it): it hears every challenge issued too."""
-        await self._bus.consume(FACILITY_QUEUE, self._on_facility)
+        """Read the facility's feed in the background: it hears every challenge issued too."""
+        self._listening = asyncio.create_task(self._listen(), name="emulator-feed")
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                events = await self._feed.next()
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:  # a worker restarting
+                log.info("emulator.feed_failed", error=type(exc).__name__)
+                await asyncio.sleep(0.2)
+                continue
+            for event in events:
+                await self._on_facility(event)
+
+    async def close(self) -> None:
+        if self._listening is not None:
+            self._listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listening
+        await self._feed.close()
 
     async def register(self, registration_id: str) -> None:
         """Steps 1, 2 and 4 of the seed; the rest follows from what the orchestrator says."""
@@ -104,8 +191,7 @@ class CardEmulator:
         }
         await self._send(event["registration_id"], "card.signature_submitted", "app", payload)
 
-    async def _on_facility(self, delivery: Delivery) -> None:
-        event = json.loads(delivery.message.body)
+    async def _on_facility(self, event: dict[str, Any]) -> None:
         registration_id, kind = event["registration_id"], event["type"]
         if kind == "registration.challenge_issued":
             await self._on_challenge(event)

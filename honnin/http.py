@@ -6,20 +6,25 @@ from aiohttp import web
 
 from adapters.card_bridge.app import add_card_bridge_routes
 from adapters.card_bridge.xid import add_xid_routes
-from adapters.http.common import application, ok
+from adapters.http.common import REQUEST_TIMEOUT, application, ok
 from adapters.web.app import add_web_routes
+from adapters.web.feed import LONG_POLL_LIMIT, long_poll_aware
+from adapters.web.webhooks import OutboundApi
 from honnin.bootstrap import App
 from honnin.openapi_routes import openapi_document
 
 
 def build_http(app: App) -> web.Application:
-    http = application()
+    """Every route within the usual time limit but the feed's long poll, which may hold 30 s."""
+    http = application(timeout=LONG_POLL_LIMIT)
+    http.middlewares.insert(0, long_poll_aware(REQUEST_TIMEOUT))
     add_web_routes(
         http,
         orchestrator=app.orchestrator,
         links=app.links,
         clock=app.clock,
         facilities=app.settings.facilities(),
+        outbound=OutboundApi(app.outbound, app.webhook_policy, app.feed_key),
     )
     add_card_bridge_routes(http, orchestrator=app.orchestrator, links=app.links, clock=app.clock)
     add_xid_routes(

@@ -39,9 +39,30 @@ class ErrorBody(BaseModel):
     details: list[dict[str, Any]] = []
 
 
-def document(routes: list[Route], *, title: str, version: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Webhook:
+    """An event Honnin POSTs to a facility's endpoint (OpenAPI 3.1 `webhooks`)."""
+
+    name: str
+    summary: str
+    body: type[BaseModel]
+
+
+WEBHOOK_HEADERS = (
+    ("webhook-id", "the event id: the same on every retry, so the receiver deduplicates by it"),
+    ("webhook-timestamp", "seconds since the epoch when this attempt was signed"),
+    ("webhook-signature", "space-separated `v1,<base64 HMAC-SHA256 of id.timestamp.body>`, one per secret"),
+)
+
+
+def document(
+    routes: list[Route], *, title: str, version: str, webhooks: tuple[Webhook, ...] = ()
+) -> dict[str, Any]:
     models = (
-        {r.request for r in routes if r.request} | {r.response for r in routes if r.response} | {ErrorBody}
+        {r.request for r in routes if r.request}
+        | {r.response for r in routes if r.response}
+        | {w.body for w in webhooks}
+        | {ErrorBody}
     )
     refs, defs = models_json_schema(
         [(m, "validation") for m in sorted(models, key=lambda m: m.__name__)],
@@ -54,6 +75,7 @@ def document(routes: list[Route], *, title: str, version: str) -> dict[str, Any]
         "openapi": "3.1.0",
         "info": {"title": title, "version": version},
         "paths": paths,
+        "webhooks": {w.name: _webhook(w, refs) for w in webhooks},
         "components": {
             "schemas": defs.get("$defs", {}),
             "securitySchemes": {
@@ -111,6 +133,35 @@ def _operation(route: Route, refs: dict[Any, Any]) -> dict[str, Any]:
         operation["security"] = [{route.scheme: []}]
     operation.update(route.extra)
     return operation
+
+
+def _webhook(hook: Webhook, refs: dict[Any, Any]) -> dict[str, Any]:
+    """A POST to the facility's endpoint, signed per Standard Webhooks; 2xx is delivered, 410
+    disables the endpoint, anything else is retried."""
+    return {
+        "post": {
+            "summary": hook.summary,
+            "parameters": [
+                {
+                    "name": name,
+                    "in": "header",
+                    "required": True,
+                    "description": text,
+                    "schema": {"type": "string"},
+                }
+                for name, text in WEBHOOK_HEADERS
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": dict(refs[(hook.body, "validation")])}},
+            },
+            "responses": {
+                "2XX": {"description": "delivered"},
+                "410": {"description": "gone: Honnin disables the endpoint"},
+                "default": {"description": "anything else: retried with backoff for about 3 days"},
+            },
+        }
+    }
 
 
 def _path_names(path: str) -> list[str]:

@@ -8,10 +8,12 @@ from typing import Any
 from pydantic import BaseModel
 
 from honnin import __version__
-from honnin.openapi import Route, document
+from honnin.openapi import Route, Webhook, document
 from schemas import api_card_bridge as bridge
 from schemas import api_web as web
+from schemas import api_webhooks as hooks
 from schemas import api_xid as xid
+from schemas.events import event_type
 
 ONE = "/v1/registrations/{registration_id}"
 LINK = "/app/v1/links/{token}"
@@ -140,6 +142,29 @@ XID_ROUTES = [
     ),
 ]
 
+FEED_PARAMETERS = [
+    {
+        "name": "after",
+        "in": "query",
+        "required": False,
+        "description": "the cursor of the last page; without it, the oldest event kept",
+        "schema": {"type": "string"},
+    },
+    {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+    },
+    {
+        "name": "wait",
+        "in": "query",
+        "required": False,
+        "description": "seconds to wait for an event when there is none yet (long poll)",
+        "schema": {"type": "number", "minimum": 0, "maximum": 30, "default": 0},
+    },
+]
+
 ROUTES = [
     Route(
         "POST",
@@ -259,11 +284,66 @@ ROUTES = [
         media_type="image/png",
     ),
     *XID_ROUTES,
+    Route(
+        "PUT",
+        "/v1/webhook",
+        "Register or replace the webhook endpoint: the signing secret, shown once (a new PUT rotates it)",
+        hooks.WebhookSecret,
+        request=hooks.PutWebhookRequest,
+        errors=(400, 401, 413, 415, 422),
+    ),
+    Route(
+        "GET",
+        "/v1/webhook",
+        "The endpoint's URL, state and last delivery (never the secret)",
+        hooks.WebhookStatus,
+        errors=(401, 404),
+    ),
+    Route("DELETE", "/v1/webhook", "Remove the endpoint", None, 204, errors=(401, 404)),
+    Route(
+        "POST",
+        "/v1/webhook/test",
+        "Send a test event (webhook.test) through the delivery path",
+        hooks.WebhookTestSent,
+        202,
+        errors=(401, 404),
+    ),
+    Route(
+        "GET",
+        "/v1/events",
+        "This facility's events in commit order after the cursor, long-polled",
+        hooks.FeedPage,
+        errors=(400, 401),
+        extra={"parameters": FEED_PARAMETERS},
+    ),
     Route("GET", "/openapi.json", "This document", None, tag="meta", security=False),
     Route("GET", "/healthz", "Liveness and the outbox backlog", None, tag="meta", security=False),
 ]
 
 
+WEBHOOK_SUMMARIES = {
+    "registration.challenge_issued": "A challenge to sign was issued (confirmed, or after a failure)",
+    "registration.signature_verified": "The card's signature passed: 【完了する】 may activate",
+    "registration.verification_failed": "The signature failed, with the code and the seed's message",
+    "registration.activated": "The account was activated",
+    "registration.expired": "The registration expired before activation",
+    "registration.cancelled": "The registration was cancelled",
+    "registration.event_rejected": "A step was refused, with the code and the message",
+}
+WEBHOOKS = (
+    *(
+        Webhook(event_type(model), WEBHOOK_SUMMARIES[event_type(model)], model)
+        for model in hooks.FACILITY_EVENT_MODELS
+    ),
+    Webhook("webhook.test", "A test event the facility asked for (POST /v1/webhook/test)", hooks.WebhookTest),
+)
+
+
 @cache
 def openapi_document() -> dict[str, Any]:
-    return document(ROUTES, title="Honnin: facility API, card bridge and xID app API", version=__version__)
+    return document(
+        ROUTES,
+        title="Honnin: facility API, card bridge and xID app API",
+        version=__version__,
+        webhooks=WEBHOOKS,
+    )

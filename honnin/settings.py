@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     delivery_limit: PositiveInt = 5
     sweep_interval_seconds: PositiveFloat = 1.0
     relay_idle_seconds: PositiveFloat = 0.5
+    relay_retry_seconds: PositiveFloat = Field(
+        5.0, description="a message the bus refused waits this long; its registration's later ones with it"
+    )
     worker_id: str = Field(default_factory=_default_worker_id)
     verifier_enabled: bool = Field(True, description="this worker also serves the verifier queue")
     http_enabled: bool = Field(True, description="this worker serves the facility API and the card bridge")
@@ -102,6 +105,34 @@ class Settings(BaseSettings):
     platform_token: SecretStr | None = None
     revocation_timeout_seconds: PositiveFloat = 5.0
     retain_certificates: bool = Field(False, description="keep the raw signing certificate after a decision")
+    facility_queue: bool = Field(
+        False, description="declare honnin.facility and outbox facility events to it (facilities on AMQP)"
+    )
+    facility_queue_max_length: PositiveInt = Field(
+        10_000, description="x-max-length of honnin.facility; a full queue drops its oldest message"
+    )
+    webhook_allow_http: bool = Field(False, description="plain http to loopback receivers (development)")
+    webhook_allow_private: bool = Field(
+        False, description="receivers on private, local or reserved addresses"
+    )
+    webhook_connect_timeout_seconds: PositiveFloat = 5.0
+    webhook_read_timeout_seconds: PositiveFloat = 10.0
+    webhook_concurrency: PositiveInt = Field(32, description="deliveries in flight per worker")
+    webhook_concurrency_per_endpoint: PositiveInt = Field(
+        4, description="in flight per endpoint, all workers"
+    )
+    webhook_retry_base_seconds: PositiveFloat = 10.0
+    webhook_retry_cap_seconds: PositiveFloat = 6 * 3600.0
+    webhook_retry_window_seconds: PositiveFloat = Field(
+        3 * 86400.0, description="after this, the endpoint is failing and its deliveries wait for a replay"
+    )
+    webhook_poll_seconds: PositiveFloat = Field(
+        1.0, description="how often a worker looks for due deliveries"
+    )
+    webhook_delivery_enabled: bool = Field(True, description="this worker sends webhook deliveries")
+    feed_poll_seconds: float = Field(
+        0.05, gt=0, le=0.05, description="a waiting feed request looks for other workers' commits this often"
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
     # Outbound mail (adapters/mail): the embedded file outbox, or SMTP

@@ -47,6 +47,23 @@ class OutboxMessage:
 
 
 @dataclass(frozen=True)
+class FacilityEvent:
+    """An event for a facility: a feed row and, when the facility has a webhook, a delivery.
+
+    `body` is the envelope exactly as the feed serves it and the webhook carries it; `seq` is the
+    feed position the store gave it (0 until written).
+    """
+
+    facility_id: str
+    event_id: str
+    event_type: str
+    registration_id: str | None
+    body: bytes
+    created_at: datetime
+    seq: int = 0
+
+
+@dataclass(frozen=True)
 class Commit:
     """Everything one event changes, written at once or not at all.
 
@@ -60,6 +77,59 @@ class Commit:
     registration: Registration | None
     history: HistoryEntry
     outbox: Sequence[OutboxMessage] = field(default_factory=tuple)
+    facility_events: Sequence[FacilityEvent] = field(default_factory=tuple)
+
+
+EndpointState = Literal["active", "failing", "disabled"]
+DeliveryState = Literal["pending", "delivered", "failed"]
+
+
+@dataclass(frozen=True)
+class WebhookEndpoint:
+    """A facility's webhook: where to, the signing secrets, and how delivery goes.
+
+    `previous_secret` keeps signing beside `secret` until `previous_until` after a rotation.
+    """
+
+    facility_id: str
+    url: str
+    secret: str
+    created_at: datetime
+    updated_at: datetime
+    state: EndpointState = "active"
+    previous_secret: str | None = None
+    previous_until: datetime | None = None
+    last_attempt_at: datetime | None = None
+    last_status: int | None = None
+    last_error: str | None = None
+    last_delivered_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PendingDelivery:
+    """A delivery claimed for sending: the event, where it goes and how far its schedule is."""
+
+    event_id: str
+    facility_id: str
+    event_type: str
+    body: bytes
+    attempts: int
+    scheduled_from: datetime  # when its retry schedule began: the commit, or the last replay
+    endpoint: WebhookEndpoint
+
+
+@dataclass(frozen=True)
+class DeliveryAttempt:
+    """What one attempt decided: `state` delivered, failed (waits for a replay) or pending again at
+    `next_attempt_at`; `endpoint_state` changes the endpoint too (410: disabled; schedule out: failing)."""
+
+    event_id: str
+    at: datetime
+    state: DeliveryState
+    status: int | None
+    error: str | None
+    next_attempt_at: datetime | None = None
+    endpoint_state: EndpointState | None = None
 
 
 class Store(Protocol):
@@ -101,6 +171,57 @@ class Store(Protocol):
         """How many outbox messages wait to be published."""
         ...
 
+    async def defer_outbox(self, message_ids: Sequence[str], until: datetime) -> None:
+        """Leave these messages, and every later one of their registrations, unclaimed until `until`
+        (a destination refused them: the rest of the outbox goes on)."""
+        ...
+
+    async def feed(self, facility_id: str, after: int, limit: int) -> list[FacilityEvent]:
+        """This facility's events with a feed position above `after`, in commit order."""
+        ...
+
+    async def purge_feed(self, before: datetime, limit: int) -> int:
+        """Forget facility events (and their deliveries) written before `before` (the retention)."""
+        ...
+
+    async def put_webhook(self, endpoint: WebhookEndpoint) -> None:
+        """Create or replace the facility's endpoint (active again: its pending deliveries go on)."""
+        ...
+
+    async def webhook(self, facility_id: str) -> WebhookEndpoint | None: ...
+
+    async def webhooks(self) -> list[WebhookEndpoint]:
+        """Every endpoint, by facility id (operators' list)."""
+        ...
+
+    async def delete_webhook(self, facility_id: str) -> bool:
+        """Remove the endpoint and its undelivered deliveries; the feed keeps the events."""
+        ...
+
+    async def add_delivery(self, event: FacilityEvent) -> bool:
+        """A delivery of an event outside any commit (a test event); False without an endpoint."""
+        ...
+
+    async def claim_deliveries(
+        self, worker: str, now: datetime, lease_seconds: float, limit: int, per_endpoint: int
+    ) -> list[PendingDelivery]:
+        """Due deliveries of active endpoints, leased to `worker`; no endpoint gets more than
+        `per_endpoint` in flight across all workers, and each endpoint gets its share of `limit`."""
+        ...
+
+    async def record_attempt(self, worker: str, attempt: DeliveryAttempt) -> None:
+        """Write an attempt's outcome on the delivery this worker leased, and on its endpoint."""
+        ...
+
+    async def replay_deliveries(self, facility_id: str, since: datetime | None, now: datetime) -> int:
+        """Make the facility's undelivered deliveries (created at or after `since`) due at `now`
+        with a fresh schedule, and its endpoint active again; returns how many."""
+        ...
+
+    async def delivery_backlog(self, facility_id: str | None = None) -> int:
+        """How many deliveries are not delivered yet."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -139,7 +260,12 @@ class Bus(Protocol):
     redelivered until the queue's delivery limit; PermanentError dead-letters at once.
     """
 
-    async def declare_queue(self, name: str, bindings: Sequence[str]) -> None: ...
+    async def declare_queue(
+        self, name: str, bindings: Sequence[str], *, max_length: int | None = None
+    ) -> None:
+        """Declare a queue bound to `bindings`. With `max_length`, it keeps at most that many messages
+        and drops the oldest to take a new one, never refusing a publish (for outside consumers)."""
+        ...
 
     async def publish(self, message: BusMessage) -> None:
         """Returns once the broker has taken the message; raises UnroutableError or
@@ -147,6 +273,34 @@ class Bus(Protocol):
         ...
 
     async def consume(self, queue: str, handler: Handler) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """One signed POST: the sender signs `body` with every secret (a rotation signs with two)."""
+
+    url: str
+    message_id: str
+    timestamp: datetime
+    body: bytes
+    secrets: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class WebhookResponse:
+    """The receiver's status, or None with the reason when there was no answer (refused, timed out,
+    an address that is not allowed)."""
+
+    status: int | None
+    error: str | None = None
+
+
+class WebhookSender(Protocol):
+    async def send(self, request: WebhookRequest) -> WebhookResponse:
+        """Never raises for the receiver's failures: they are a response without a status."""
+        ...
 
     async def close(self) -> None: ...
 

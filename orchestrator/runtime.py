@@ -1,4 +1,5 @@
-"""One orchestrator worker: the consumer, the outbox relay and the deadline sweeper together."""
+"""One orchestrator worker: the consumer, the outbox relay, the deadline sweeper and the webhook
+delivery worker together."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Mapping
 
 import structlog
 
+from orchestrator.delivery import DeliveryWorker
 from orchestrator.errors import failure_reason
 from orchestrator.ports import Bus, Handler
 from orchestrator.relay import OutboxRelay
@@ -25,17 +27,24 @@ class Runtime:
         relay: OutboxRelay,
         sweeper: DeadlineSweeper,
         consumers: Mapping[str, Handler] | None = None,
+        *,
+        delivery: DeliveryWorker | None = None,
+        queues: Mapping[str, tuple[str, ...]] = QUEUES,
+        bounds: Mapping[str, int] | None = None,
     ) -> None:
         self.orchestrator = orchestrator
         self.bus = bus
         self.relay = relay
         self.sweeper = sweeper
+        self.delivery = delivery
         self.consumers = dict(consumers or {})  # other queues this worker serves, e.g. the verifier
+        self.queues = dict(queues)
+        self.bounds = dict(bounds or {})  # queues for outside consumers: bounded, dropping the oldest
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        for queue, bindings in QUEUES.items():
-            await self.bus.declare_queue(queue, bindings)
+        for queue, bindings in self.queues.items():
+            await self.bus.declare_queue(queue, bindings, max_length=self.bounds.get(queue))
         await self.bus.consume(ORCHESTRATOR_QUEUE, self.orchestrator.on_delivery)
         for queue, handler in self.consumers.items():
             await self.bus.consume(queue, handler)
@@ -43,6 +52,8 @@ class Runtime:
             asyncio.create_task(self.relay.run(self.orchestrator.committed), name="outbox-relay"),
             asyncio.create_task(self.sweeper.run(), name="deadline-sweeper"),
         ]
+        if self.delivery is not None:
+            self._tasks.append(asyncio.create_task(self.delivery.run(), name="webhook-delivery"))
         log.info("worker.started", queues=[ORCHESTRATOR_QUEUE, *self.consumers])
 
     async def stop(self) -> None:

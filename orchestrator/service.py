@@ -29,12 +29,15 @@ from orchestrator.ports import (
     Clock,
     Commit,
     Delivery,
+    FacilityEvent,
     HistoryEntry,
     OutboxMessage,
     Store,
     StoredRegistration,
 )
 from orchestrator.states.rules import emit
+from orchestrator.topology import FACILITY_EVENTS
+from orchestrator.wakeup import Wakeup
 from schemas.events import INBOUND_TYPES, Envelope, EnvelopeError, EventRejected, parse_event
 from schemas.payloads import CardFacts
 
@@ -59,13 +62,16 @@ class Orchestrator:
         profiles: dict[str, Profile],
         *,
         conflict_retries: int = 8,
+        facility_queue: bool = False,
     ) -> None:
         self._store = store
         self._clock = clock
         self._profiles = profiles
         self._conflict_retries = conflict_retries
+        self._facility_queue = facility_queue  # facility events also go to the bus (AMQP consumers)
         self._machine = RegistrationMachine()
         self.committed = asyncio.Event()  # wakes the outbox relay
+        self.facility_heard = Wakeup()  # wakes feed long polls and the delivery worker
 
     def _context(self) -> Context:
         return Context(
@@ -89,8 +95,9 @@ class Orchestrator:
             if outcome.rejection and outcome.rejection.retryable:
                 bound.info("event.deferred", code=outcome.rejection.code)
                 raise RetryLaterError(outcome.rejection.message, code=outcome.rejection.code)
+            commit = _commit(stored, outcome, ctx, facility_queue=self._facility_queue)
             try:
-                await self._store.commit(_commit(stored, outcome, ctx))
+                await self._store.commit(commit)
             except DuplicateEventError:
                 bound.info("event.duplicate")
                 return HandleResult("duplicate")
@@ -99,6 +106,8 @@ class Orchestrator:
                 await asyncio.sleep(0)
                 continue
             self.committed.set()
+            if commit.facility_events:
+                self.facility_heard.notify()
             return _report(bound, outcome)
         raise VersionConflictError(f"registration {event.registration_id} kept changing")
 
@@ -129,7 +138,9 @@ class Orchestrator:
         return registration.card
 
 
-def _commit(stored: StoredRegistration | None, outcome: Outcome, ctx: Context) -> Commit:
+def _commit(
+    stored: StoredRegistration | None, outcome: Outcome, ctx: Context, *, facility_queue: bool
+) -> Commit:
     event = outcome.event
     emitted: Sequence[Envelope] = outcome.applied.emitted if outcome.applied else ()
     rejection = outcome.rejection
@@ -155,23 +166,33 @@ def _commit(stored: StoredRegistration | None, outcome: Outcome, ctx: Context) -
         message=rejection.message if rejection else None,
         event=_recorded(event, stored, ctx),
     )
+    bodies = [(e, e.model_dump_json().encode()) for e in emitted]
     outbox = [
         OutboxMessage(
             message_id=str(e.event_id),
             routing_key=e.type,
             registration_id=e.registration_id,
-            body=e.model_dump_json().encode(),
+            body=body,
             created_at=ctx.now,
         )
-        for e in emitted
+        for e, body in bodies
+        if facility_queue or e.type not in FACILITY_EVENTS
+    ]
+    registration = outcome.applied.registration if outcome.applied else None
+    owner = registration or (stored.registration if stored else None)
+    heard = [
+        FacilityEvent(owner.facility_id, str(e.event_id), e.type, e.registration_id, body, ctx.now)
+        for e, body in bodies
+        if owner is not None and e.type in FACILITY_EVENTS
     ]
     return Commit(
         event_id=str(event.event_id),
         registration_id=event.registration_id,
         expected_version=stored.version if stored else 0,
-        registration=outcome.applied.registration if outcome.applied else None,
+        registration=registration,
         history=history,
         outbox=outbox,
+        facility_events=heard,
     )
 
 

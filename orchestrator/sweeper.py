@@ -61,9 +61,14 @@ class DeadlineSweeper:
         return handled
 
     async def purge_once(self) -> int:
-        purged = await self._store.purge_ended(self._clock.now() - self._retention, self._batch)
+        """Registrations that ended without activation, and facility events, past the retention."""
+        before = self._clock.now() - self._retention
+        purged = await self._store.purge_ended(before, self._batch)
         if purged:
             log.info("registrations.purged", count=purged)
+        forgotten = await self._store.purge_feed(before, self._batch)
+        if forgotten:
+            log.info("facility_events.purged", count=forgotten)
         return purged
 
     async def run(self) -> None:

@@ -137,7 +137,7 @@ def check_registration(registration: Registration | None, history: Sequence[Hist
 
 
 def check_outbox(routing_keys: Sequence[str], ids: Sequence[str], final: Registration | None) -> None:
-    """At most one outcome was announced, the one the registration ended with, each event once."""
+    """At most one outcome was announced (outbox or feed), the one it ended with, each event once."""
     counted = Counter(key for key in routing_keys if key in OUTCOMES)
     assert sum(counted.values()) <= 1, counted
     if final is not None and final.terminal:

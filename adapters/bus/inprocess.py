@@ -2,8 +2,11 @@
 
 Topic routing, competing consumers, acks, bounded redelivery with backoff, a dead-letter list
 with the reason, a bounded queue length that refuses publishes like `x-overflow:
-reject-publish`, and an unroutable publish that fails like a returned mandatory message.
+reject-publish` (or, for a queue declared with its own `max_length`, drops the oldest like
+`drop-head`), and an unroutable publish that fails like a returned mandatory message.
 Messages live in memory: they do not outlive the process (RabbitMQ is the durable shape).
+What it published and acked is recorded only with `record=True` (tests): a worker keeps no list
+that grows for the life of the process, and the dead-letter list keeps the latest `keep_dead`.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ class _Queue:
     items: asyncio.Queue[tuple[BusMessage, int]] = field(default_factory=asyncio.Queue)
     outstanding: int = 0  # queued, in flight or waiting to be redelivered
     consumers: int = 0
+    drop_head_at: int | None = None  # a bound that drops the oldest instead of refusing
+    dropped: int = 0
 
 
 class InProcessBus:
@@ -37,20 +42,28 @@ class InProcessBus:
         delivery_limit: int = 5,
         redelivery_delay: float = 0.05,
         max_length: int = 100_000,
+        record: bool = False,
+        keep_dead: int = 10_000,
     ) -> None:
         self._limit = delivery_limit
         self._delay = redelivery_delay
         self._max_length = max_length
+        self._record = record
+        self._keep_dead = keep_dead
         self._queues: dict[str, _Queue] = {}
         self._consumers: list[asyncio.Task[None]] = []
         self._closed = False
-        self.published: list[BusMessage] = []
-        self.acked: list[tuple[str, str]] = []  # (queue, message_id)
-        self.dead_letters: list[DeadLetter] = []
+        self.published: list[BusMessage] = []  # only with record=True
+        self.acked: list[tuple[str, str]] = []  # (queue, message_id), only with record=True
+        self.dead_letters: list[DeadLetter] = []  # the latest keep_dead
 
-    async def declare_queue(self, name: str, bindings: Sequence[str]) -> None:
+    async def declare_queue(
+        self, name: str, bindings: Sequence[str], *, max_length: int | None = None
+    ) -> None:
         queue = self._queues.setdefault(name, _Queue(name, []))
         queue.bindings.extend(b for b in bindings if b not in queue.bindings)
+        if max_length is not None:
+            queue.drop_head_at = max_length
 
     async def publish(self, message: BusMessage) -> None:
         if self._closed:
@@ -60,12 +73,22 @@ class InProcessBus:
         ]
         if not targets:
             raise UnroutableError(f"no queue is bound to {message.routing_key}")
-        full = [q.name for q in targets if q.items.qsize() >= self._max_length]
+        full = [q.name for q in targets if q.drop_head_at is None and q.items.qsize() >= self._max_length]
         if full:
             raise BusUnavailableError(f"queue {full[0]} is full ({self._max_length} messages)")
-        self.published.append(message)
+        if self._record:
+            self.published.append(message)
         for queue in targets:
+            if queue.drop_head_at is not None:
+                self._drop_head(queue, queue.drop_head_at - 1)
             self._put(queue, message, 1)
+
+    @staticmethod
+    def _drop_head(queue: _Queue, room: int) -> None:
+        while queue.items.qsize() > max(room, 0):
+            queue.items.get_nowait()
+            queue.outstanding -= 1
+            queue.dropped += 1
 
     def _put(self, queue: _Queue, message: BusMessage, attempt: int) -> None:
         queue.outstanding += 1
@@ -92,7 +115,8 @@ class InProcessBus:
             except Exception as exc:
                 self._nack(queue, message, attempt, exc)
             else:
-                self.acked.append((queue.name, message.message_id))
+                if self._record:
+                    self.acked.append((queue.name, message.message_id))
             queue.outstanding -= 1
 
     def _nack(self, queue: _Queue, message: BusMessage, attempt: int, exc: Exception) -> None:
@@ -113,9 +137,18 @@ class InProcessBus:
     def _dead_letter(self, queue: _Queue, message: BusMessage, reason: str, attempt: int) -> None:
         log.warning("message.dead_lettered", queue=queue.name, message_id=message.message_id, reason=reason)
         self.dead_letters.append(DeadLetter(queue.name, message, reason, attempt))
+        if len(self.dead_letters) > self._keep_dead:
+            del self.dead_letters[: len(self.dead_letters) - self._keep_dead]
 
     def depth(self, queue: str) -> int:
         return self._queues[queue].items.qsize()
+
+    def dropped(self, queue: str) -> int:
+        """Messages a bounded queue dropped from its head to take newer ones."""
+        return self._queues[queue].dropped
+
+    def queues(self) -> list[str]:
+        return list(self._queues)
 
     async def drain(self, queue: str) -> list[BusMessage]:
         """Take every waiting message off a queue nobody consumes (tests, operators)."""

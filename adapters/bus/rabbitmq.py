@@ -134,7 +134,12 @@ class RabbitMqBus:
         self.reconnects += 1
         log.warning("bus.reconnected", reconnects=self.reconnects)
 
-    async def declare_queue(self, name: str, bindings: Sequence[str]) -> None:
+    async def declare_queue(
+        self, name: str, bindings: Sequence[str], *, max_length: int | None = None
+    ) -> None:
+        """`max_length`: x-max-length with drop-head (see rabbitmq_topology.DROP_HEAD)."""
+        if max_length is not None:
+            self._arguments.bounds[name] = max_length
         merged = tuple(dict.fromkeys((*self._declared.get(name, ()), *bindings)))
         async with self._scratch(f"declare queue {name}") as channel:
             await declare_all(channel, self._arguments, name, merged)

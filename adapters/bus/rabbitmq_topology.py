@@ -8,7 +8,7 @@ explicit, so RabbitMQ 3.10 (no default delivery limit) and 4.x (a default of 20)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aio_pika
@@ -16,6 +16,10 @@ from aio_pika.abc import AbstractRobustChannel, AbstractRobustExchange, Exchange
 
 AT_LEAST_ONCE = {"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}
 """At-least-once dead-lettering from a quorum queue needs `reject-publish`; without it, it is at-most-once."""
+DROP_HEAD = {"x-dead-letter-strategy": "at-most-once", "x-overflow": "drop-head"}
+"""A bounded queue for outside consumers: a full queue drops its oldest message instead of refusing
+publishes. On a quorum queue that rules out at-least-once dead-lettering for it: what it drops, and
+what its consumers reject, reaches `<queue>.dead` at most once (that queue is bounded the same way)."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,7 @@ class QueueArguments:
     naming: Naming
     delivery_limit: int
     max_length: int | None = None
+    bounds: dict[str, int] = field(default_factory=dict)  # queue → a drop-head bound of its own
 
     def main(self, name: str) -> dict[str, Any]:
         arguments: dict[str, Any] = {
@@ -59,7 +64,9 @@ class QueueArguments:
             **AT_LEAST_ONCE,
             "x-delivery-limit": self.delivery_limit + 2,
         }
-        if self.max_length is not None:
+        if name in self.bounds:
+            arguments |= {**DROP_HEAD, "x-max-length": self.bounds[name]}
+        elif self.max_length is not None:
             arguments["x-max-length"] = self.max_length
         return arguments
 
@@ -71,8 +78,9 @@ class QueueArguments:
             **AT_LEAST_ONCE,
         }
 
-    @staticmethod
-    def dead() -> dict[str, Any]:
+    def dead(self, name: str) -> dict[str, Any]:
+        if name in self.bounds:
+            return {"x-queue-type": "quorum", "x-overflow": "drop-head", "x-max-length": self.bounds[name]}
         return {"x-queue-type": "quorum"}
 
 
@@ -92,7 +100,7 @@ async def declare_all(
     naming = arguments.naming
     await declare_exchanges(channel, naming, robust=False)
     dead = await channel.declare_queue(
-        naming.dead(name), durable=True, arguments=arguments.dead(), robust=False
+        naming.dead(name), durable=True, arguments=arguments.dead(name), robust=False
     )
     await dead.bind(naming.dlx, naming.queue(name), robust=False)
     await channel.declare_queue(

@@ -2,7 +2,8 @@
 
 A commit is one multi-document transaction (MongoDB must run as a replica set; compose.yaml
 starts a single-node one): the processed event id (unique `_id`), the version-checked
-registration, the history entry and the outbox messages.
+registration, the history entry, the outbox messages, and the facility events with their
+deliveries (mongodb_outbound).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from adapters.store.codec import Sealer
+from adapters.store.mongodb_outbound import MongoOutbound, create_outbound_indexes
 from orchestrator.errors import (
     DuplicateEventError,
     PermanentError,
@@ -31,7 +33,7 @@ from orchestrator.ports import Commit, HistoryEntry, OutboxMessage, StoredRegist
 Doc = dict[str, Any]
 
 
-class MongoStore:
+class MongoStore(MongoOutbound):
     def __init__(self, client: AsyncMongoClient[Doc], db: AsyncDatabase[Doc], sealer: Sealer) -> None:
         self._client = client
         self._db = db
@@ -49,6 +51,7 @@ class MongoStore:
                 [("sent_at", ASCENDING), ("created_at", ASCENDING), ("idx", ASCENDING)]
             )
             await db.outbox.create_index([("registration_id", ASCENDING)])
+            await create_outbound_indexes(db)
         except PyMongoError as exc:
             await client.close()
             raise StoreUnavailableError(f"cannot reach MongoDB: {exception_kind(exc)}") from exc
@@ -85,13 +88,14 @@ class MongoStore:
                 raise DuplicateEventError(f"event {commit.event_id} was processed already") from exc
             version, seq = await self._write_registration(commit, session)
             await self._append(commit, seq, session)
+            await self._write_facility_events(commit, session)
             return version
 
         try:
             async with self._client.start_session() as session:
                 return await session.with_transaction(write)
         except (DuplicateEventError, VersionConflictError, PermanentError):
-            raise
+            raise  # PermanentError covers an outbox or feed id collision
         except PyMongoError as exc:
             raise StoreUnavailableError(f"MongoDB commit failed: {exception_kind(exc)}") from exc
 
@@ -232,9 +236,10 @@ class MongoStore:
         until = now + timedelta(seconds=lease_seconds)
         order = [("created_at", ASCENDING), ("idx", ASCENDING)]
         try:
+            held = {"registration_id": {"$nin": await self._deferred_registrations(now)}}
             docs = (
                 await self._db.outbox.find(
-                    {"sent_at": None, "claimed_by": worker, "claimed_until": {"$gte": now}}
+                    {"sent_at": None, "claimed_by": worker, "claimed_until": {"$gte": now}, **held}
                 )
                 .sort(order)
                 .limit(limit)
@@ -242,7 +247,11 @@ class MongoStore:
             )
             while len(docs) < limit:
                 doc = await self._db.outbox.find_one_and_update(
-                    {"sent_at": None, "$or": [{"claimed_until": None}, {"claimed_until": {"$lt": now}}]},
+                    {
+                        "sent_at": None,
+                        "$or": [{"claimed_until": None}, {"claimed_until": {"$lt": now}}],
+                        **held,
+                    },
                     {"$set": {"claimed_by": worker, "claimed_until": until}},
                     sort=order,
                     return_document=ReturnDocument.AFTER,
@@ -288,6 +297,7 @@ class MongoStore:
             if ids:
                 await self._db.history.delete_many({"registration_id": {"$in": ids}})
                 await self._db.outbox.delete_many({"registration_id": {"$in": ids}, "sent_at": {"$ne": None}})
+                await self._forget_registrations(ids)
                 await self._db.registrations.delete_many({"_id": {"$in": ids}})
         except PyMongoError as exc:
             raise StoreUnavailableError(f"MongoDB purge failed: {exception_kind(exc)}") from exc

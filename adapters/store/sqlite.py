@@ -13,6 +13,7 @@ from pathlib import Path
 import aiosqlite
 
 from adapters.store.codec import Sealer, stamp, unstamp
+from adapters.store.sqlite_outbound import OUTBOUND_SCHEMA, SqliteOutbound
 from orchestrator.errors import (
     DuplicateEventError,
     PermanentError,
@@ -70,10 +71,13 @@ CREATE TABLE IF NOT EXISTS outbox (
     claimed_until TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_unsent ON outbox (seq) WHERE sent_at IS NULL;
+CREATE INDEX IF NOT EXISTS outbox_unsent_registration ON outbox (registration_id, seq) WHERE sent_at IS NULL;
 """
+"""A message held back after a refused publish has claimed_by '': nobody's until claimed_until, and
+no later message of its registration is claimed before it."""
 
 
-class SqliteStore:
+class SqliteStore(SqliteOutbound):
     """Safe for several processes on one file: writes take the lock up front (BEGIN IMMEDIATE)."""
 
     def __init__(self, db: aiosqlite.Connection, sealer: Sealer) -> None:
@@ -94,7 +98,7 @@ class SqliteStore:
             await db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             await db.execute("PRAGMA journal_mode = WAL")
             await db.execute("PRAGMA synchronous = NORMAL")
-            await db.executescript(_SCHEMA)
+            await db.executescript(_SCHEMA + OUTBOUND_SCHEMA)
         except sqlite3.Error as exc:
             await db.close()  # its thread would keep the process alive
             raise StoreUnavailableError(
@@ -152,6 +156,7 @@ class SqliteStore:
                 raise DuplicateEventError(f"event {commit.event_id} was processed already") from exc
             version = await self._write_registration(db, commit)
             await self._append(db, commit)
+            await self._write_facility_events(db, commit)
         return version
 
     async def _write_registration(self, db: aiosqlite.Connection, commit: Commit) -> int:
@@ -272,8 +277,11 @@ class SqliteStore:
             async with db.execute(
                 "SELECT seq, message_id, routing_key, registration_id, body, created_at FROM outbox"
                 " WHERE sent_at IS NULL AND (claimed_until IS NULL OR claimed_until < ? OR claimed_by = ?)"
+                " AND NOT EXISTS (SELECT 1 FROM outbox AS held WHERE held.registration_id ="
+                " outbox.registration_id AND held.sent_at IS NULL AND held.claimed_by = ''"
+                " AND held.claimed_until >= ? AND held.seq < outbox.seq)"
                 " ORDER BY seq LIMIT ?",
-                (stamp(now), worker, limit),
+                (stamp(now), worker, stamp(now), limit),
             ) as cursor:
                 rows = list(await cursor.fetchall())
             await db.executemany(
@@ -299,9 +307,18 @@ class SqliteStore:
                 [(stamp(now), m) for m in message_ids],
             )
 
+    async def defer_outbox(self, message_ids: Sequence[str], until: datetime) -> None:
+        async with self._transaction() as db:
+            await db.executemany(
+                "UPDATE outbox SET claimed_by = '', claimed_until = ?"
+                " WHERE message_id = ? AND sent_at IS NULL",
+                [(stamp(until), m) for m in message_ids],
+            )
+
     async def purge_ended(self, before: datetime, limit: int) -> int:
-        """Ended without activation: the registration, its history and its sent outbox rows go;
-        processed event ids stay (they hold no personal fact and keep deduplication honest)."""
+        """Ended without activation: the registration, its history, its sent outbox rows, its feed
+        events and deliveries go; processed event ids stay (they hold no personal fact and keep
+        deduplication honest)."""
         async with self._transaction() as db:
             async with db.execute(
                 "SELECT id FROM registrations WHERE ended_at IS NOT NULL AND ended_at < ? AND state != ?"
@@ -311,6 +328,7 @@ class SqliteStore:
                 ids = [(r[0],) for r in await cursor.fetchall()]
             await db.executemany("DELETE FROM history WHERE registration_id = ?", ids)
             await db.executemany("DELETE FROM outbox WHERE registration_id = ? AND sent_at IS NOT NULL", ids)
+            await self._forget_registrations(db, ids)
             await db.executemany("DELETE FROM registrations WHERE id = ?", ids)
         return len(ids)
 

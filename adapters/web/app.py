@@ -30,6 +30,8 @@ from adapters.web.auth import (
     start_registration_id,
     unauthorized_response,
 )
+from adapters.web.feed import FEED_ROUTE
+from adapters.web.webhooks import OutboundApi
 from adapters.web.wire import link_of, read_optional_body, state_of, status_of
 from orchestrator import messages
 from orchestrator.errors import NotFoundError, RetryLaterError
@@ -70,8 +72,10 @@ def add_web_routes(
     links: Links,
     clock: Clock,
     facilities: Mapping[str, str],
+    outbound: OutboundApi | None = None,
 ) -> None:
-    """Mount the facility API on `app` (the worker's HTTP application, or a test's)."""
+    """Mount the facility API on `app` (the worker's HTTP application, or a test's); with
+    `outbound`, the webhook endpoint and the event feed too."""
     api = WebApi(orchestrator, links, clock)
     guard = partial(_authenticated, FacilityTokens(facilities))
     app.router.add_post("/v1/registrations", guard(api.start), name="web.start")
@@ -81,6 +85,13 @@ def add_web_routes(
     app.router.add_post(ONE + "/confirm", guard(api.confirm), name="web.confirm")
     app.router.add_post(ONE + "/sign-link", guard(api.sign_link), name="web.sign_link")
     app.router.add_post(ONE + "/complete", guard(api.complete), name="web.complete")
+    if outbound is not None:
+        hooks, feed = outbound.webhooks(), outbound.feed()
+        app.router.add_put("/v1/webhook", guard(hooks.put), name="web.webhook_put")
+        app.router.add_get("/v1/webhook", guard(hooks.get), name="web.webhook_get")
+        app.router.add_delete("/v1/webhook", guard(hooks.delete), name="web.webhook_delete")
+        app.router.add_post("/v1/webhook/test", guard(hooks.test), name="web.webhook_test")
+        app.router.add_get("/v1/events", guard(feed.events), name=FEED_ROUTE)
 
 
 def _authenticated(tokens: FacilityTokens, handler: FacilityHandler) -> Handler:

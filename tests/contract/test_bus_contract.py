@@ -217,3 +217,39 @@ async def _publish_until_refused(bus: AnyBus, up_to: int) -> tuple[list[str], Ex
             return accepted, exc
         accepted.append(f"m{i}")
     return accepted, None
+
+
+async def test_a_queue_with_its_own_bound_drops_its_oldest_and_never_refuses(bus: AnyBus) -> None:
+    """For outside consumers (the facility queue): `x-max-length` with drop-head."""
+    await bus.declare_queue("q.outside", ["k"], max_length=3)
+    await bus.declare_queue("q.ours", ["k"])
+    for i in range(1, 9):
+        await bus.publish(message("k", f"m{i}"))  # never refused
+    await eventually(lambda: _depth_is(bus, "q.outside", 3))
+    assert [m.message_id for m in await drain(bus, "q.outside")] == ["m6", "m7", "m8"]
+    assert len(await drain(bus, "q.ours")) == 8, "the other queue bound to the key has them all"
+
+
+async def _depth_is(bus: AnyBus, queue: str, n: int) -> bool:
+    return await depth(bus, queue) == n
+
+
+async def test_the_in_process_bus_keeps_records_only_when_asked() -> None:
+    from adapters.bus.inprocess import InProcessBus
+
+    quiet, recording = InProcessBus(keep_dead=2), InProcessBus(record=True)
+    for bus in (quiet, recording):
+        await bus.declare_queue("q", ["k"])
+
+        async def poison(_: Delivery) -> None:
+            raise PermanentError("poison")
+
+        await bus.consume("q", poison)
+        for i in range(5):
+            await bus.publish(message("k", f"m{i}"))
+        await bus.join()
+    assert (quiet.published, quiet.acked) == ([], [])
+    assert [d.message.message_id for d in quiet.dead_letters] == ["m3", "m4"], "the latest kept"
+    assert [m.message_id for m in recording.published] == [f"m{i}" for i in range(5)]
+    for bus in (quiet, recording):
+        await bus.close()

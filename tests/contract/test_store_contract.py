@@ -234,3 +234,214 @@ async def test_registrations_are_listed_by_state_least_recently_changed_first(st
     assert await store.in_state("confirmed", 10) == ["reg-early-01", "reg-later-01"]
     assert await store.in_state("confirmed", 1) == ["reg-early-01"]
     assert await store.in_state("activated", 10) == []
+
+
+# -- the outbound half: feed, webhook endpoints, deliveries, deferred outbox rows ------------------
+
+
+def heard(event_id: str, facility: str = "facility-1", rid: str = "reg-00000001", at_offset: int = 0):
+    from orchestrator.ports import FacilityEvent
+
+    body = f'{{"event_id": "{event_id}", "type": "registration.cancelled"}}'.encode()
+    return FacilityEvent(
+        facility, event_id, "registration.cancelled", rid, body, NOW + timedelta(seconds=at_offset)
+    )
+
+
+def with_events(base: Commit, *events) -> Commit:
+    from dataclasses import replace
+
+    return replace(base, facility_events=tuple(events))
+
+
+def endpoint(facility: str = "facility-1", **changes: object):
+    from orchestrator.ports import WebhookEndpoint
+
+    base = WebhookEndpoint(facility, f"https://{facility}.example/hook", f"whsec_{facility}", NOW, NOW)
+    from dataclasses import replace
+
+    return replace(base, **changes)
+
+
+async def test_a_commit_writes_its_facility_events_to_the_feed_in_commit_order(store: Store) -> None:
+    await store.commit(with_events(commit("e1", registration(), 0), heard("f1"), heard("f2")))
+    other = registration("reg-other-01", facility_id="facility-2")
+    await store.commit(with_events(commit("e2", other, 0, rid="reg-other-01"), heard("g1", "facility-2")))
+    await store.commit(with_events(commit("e3", None, 1, outcome="rejected"), heard("f3", at_offset=1)))
+    feed = await store.feed("facility-1", 0, 10)
+    assert [e.event_id for e in feed] == ["f1", "f2", "f3"]
+    assert feed[0].body == heard("f1").body
+    assert (feed[0].event_type, feed[0].registration_id, feed[0].created_at) == (
+        "registration.cancelled",
+        "reg-00000001",
+        NOW,
+    )
+    assert feed[0].seq < feed[1].seq < feed[2].seq
+    assert [e.event_id for e in await store.feed("facility-1", feed[0].seq, 10)] == ["f2", "f3"]
+    assert [e.event_id for e in await store.feed("facility-1", 0, 2)] == ["f1", "f2"]
+    assert [e.event_id for e in await store.feed("facility-2", 0, 10)] == ["g1"]
+    assert await store.feed("facility-3", 0, 10) == []
+
+
+async def test_a_failed_commit_writes_no_feed_row_and_no_delivery(store: Store) -> None:
+    await store.put_webhook(endpoint())
+    await store.commit(commit("e1", registration(), 0))
+    with pytest.raises(VersionConflictError):
+        await store.commit(with_events(commit("e2", registration(state=State.CANCELLED), 0), heard("f1")))
+    with pytest.raises(DuplicateEventError):
+        await store.commit(with_events(commit("e1", registration(state=State.CANCELLED), 1), heard("f2")))
+    assert await store.feed("facility-1", 0, 10) == []
+    assert await store.delivery_backlog() == 0
+
+
+async def test_a_delivery_is_written_only_when_the_facility_has_an_endpoint(store: Store) -> None:
+    await store.commit(with_events(commit("e1", registration(), 0), heard("f1")))
+    assert await store.delivery_backlog() == 0, "no endpoint at commit time: the feed only"
+    await store.put_webhook(endpoint())
+    await store.commit(with_events(commit("e2", registration(state=State.CANCELLED), 1), heard("f2")))
+    assert await store.delivery_backlog() == 1
+    assert await store.delivery_backlog("facility-1") == 1
+    assert await store.delivery_backlog("facility-2") == 0
+    [claimed] = await store.claim_deliveries("w1", NOW, 30, 10, 4)
+    assert (claimed.event_id, claimed.body, claimed.attempts) == ("f2", heard("f2").body, 0)
+    assert claimed.endpoint.secret == "whsec_facility-1"
+    assert claimed.scheduled_from == NOW
+
+
+async def test_an_endpoint_round_trips_with_its_sealed_secrets_and_can_be_replaced(store: Store) -> None:
+    assert await store.webhook("facility-1") is None
+    await store.put_webhook(endpoint())
+    await store.put_webhook(endpoint("facility-2", state="failing"))
+    assert await store.webhook("facility-1") == endpoint()
+    rotated = endpoint(
+        url="https://new.example/hook",
+        secret="whsec_new",
+        previous_secret="whsec_facility-1",
+        previous_until=NOW + timedelta(hours=24),
+        updated_at=NOW + timedelta(minutes=1),
+    )
+    await store.put_webhook(rotated)
+    assert await store.webhook("facility-1") == rotated
+    assert [e.facility_id for e in await store.webhooks()] == ["facility-1", "facility-2"]
+    assert (await store.webhook("facility-2")).state == "failing"  # type: ignore[union-attr]
+
+
+async def test_deleting_an_endpoint_drops_its_undelivered_deliveries_but_not_the_feed(store: Store) -> None:
+    await store.put_webhook(endpoint())
+    await store.commit(with_events(commit("e1", registration(), 0), heard("f1")))
+    assert await store.delete_webhook("facility-1")
+    assert not await store.delete_webhook("facility-1")
+    assert await store.webhook("facility-1") is None
+    assert await store.delivery_backlog() == 0
+    assert [e.event_id for e in await store.feed("facility-1", 0, 10)] == ["f1"]
+
+
+async def test_a_test_delivery_carries_its_own_body_and_needs_an_endpoint(store: Store) -> None:
+    assert not await store.add_delivery(heard("t1", rid=None))  # type: ignore[arg-type]
+    await store.put_webhook(endpoint())
+    assert await store.add_delivery(heard("t1", rid=None))  # type: ignore[arg-type]
+    [claimed] = await store.claim_deliveries("w1", NOW, 30, 10, 4)
+    assert (claimed.event_id, claimed.body) == ("t1", heard("t1").body)
+    assert await store.feed("facility-1", 0, 10) == [], "a test event is not a feed event"
+
+
+async def test_deliveries_are_leased_and_bounded_per_endpoint_across_workers(store: Store) -> None:
+    await store.put_webhook(endpoint())
+    for i in range(5):
+        await store.add_delivery(heard(f"d{i}", at_offset=i))
+    first = await store.claim_deliveries("w1", NOW + timedelta(seconds=9), 30, 10, 2)
+    assert [d.event_id for d in first] == ["d0", "d1"], "oldest first, two in flight at most"
+    assert await store.claim_deliveries("w2", NOW + timedelta(seconds=9), 30, 10, 2) == []
+    assert await store.claim_deliveries("w1", NOW + timedelta(seconds=9), 30, 10, 3) != []
+    expired = await store.claim_deliveries("w2", NOW + timedelta(seconds=60), 30, 10, 5)
+    assert {d.event_id for d in expired} == {"d0", "d1", "d2", "d3", "d4"}, "expired leases are free"
+
+
+async def test_claiming_is_fair_between_endpoints_and_skips_what_is_not_due(store: Store) -> None:
+    await store.put_webhook(endpoint())
+    await store.put_webhook(endpoint("facility-2"))
+    for i in range(6):
+        await store.add_delivery(heard(f"a{i}", at_offset=i))
+    await store.add_delivery(heard("b0", "facility-2", at_offset=5))
+    await store.add_delivery(heard("later", "facility-2", at_offset=100))
+    claimed = await store.claim_deliveries("w1", NOW + timedelta(seconds=10), 30, 2, 4)
+    assert sorted(d.event_id for d in claimed) == ["a0", "b0"], "each endpoint gets its turn"
+
+
+async def test_an_attempt_reschedules_delivers_or_stops_the_endpoint(store: Store) -> None:
+    from orchestrator.ports import DeliveryAttempt
+
+    await store.put_webhook(endpoint())
+    await store.add_delivery(heard("d1"))
+    await store.add_delivery(heard("d2"))
+    assert len(await store.claim_deliveries("w1", NOW, 30, 10, 4)) == 2
+    later = NOW + timedelta(minutes=1)
+    await store.record_attempt("w2", DeliveryAttempt("d1", NOW, "delivered", 200, None))  # not its lease
+    await store.record_attempt("w1", DeliveryAttempt("d1", NOW, "pending", 500, "HTTP 500", later))
+    await store.record_attempt("w1", DeliveryAttempt("d2", NOW, "delivered", 204, None))
+    shown = await store.webhook("facility-1")
+    assert shown is not None
+    assert (shown.last_status, shown.last_delivered_at, shown.state) == (204, NOW, "active")
+    assert await store.delivery_backlog() == 1
+    assert await store.claim_deliveries("w1", NOW + timedelta(seconds=59), 30, 10, 4) == []
+    [again] = await store.claim_deliveries("w1", later, 30, 10, 4)
+    assert (again.event_id, again.attempts) == ("d1", 1)
+    await store.record_attempt(
+        "w1", DeliveryAttempt("d1", later, "failed", 500, "HTTP 500", endpoint_state="failing")
+    )
+    assert (await store.webhook("facility-1")).state == "failing"  # type: ignore[union-attr]
+    await store.add_delivery(heard("d3", at_offset=120))
+    assert await store.claim_deliveries("w1", NOW + timedelta(hours=1), 30, 10, 4) == [], (
+        "a failing endpoint waits"
+    )
+
+
+async def test_a_replay_makes_undelivered_deliveries_due_on_a_fresh_schedule(store: Store) -> None:
+    from orchestrator.ports import DeliveryAttempt
+
+    await store.put_webhook(endpoint())
+    await store.add_delivery(heard("old", at_offset=0))
+    await store.add_delivery(heard("new", at_offset=60))
+    await store.add_delivery(heard("done", at_offset=61))
+    for d in await store.claim_deliveries("w1", NOW + timedelta(seconds=61), 30, 10, 4):
+        state = "delivered" if d.event_id == "done" else "failed"
+        await store.record_attempt(
+            "w1",
+            DeliveryAttempt(d.event_id, NOW, state, 500, None, endpoint_state="failing"),  # type: ignore[arg-type]
+        )
+    replay_at = NOW + timedelta(days=4)
+    assert await store.replay_deliveries("facility-1", NOW + timedelta(seconds=30), replay_at) == 1
+    assert (await store.webhook("facility-1")).state == "active"  # type: ignore[union-attr]
+    [due] = await store.claim_deliveries("w1", replay_at, 30, 10, 4)
+    assert (due.event_id, due.attempts, due.scheduled_from) == ("new", 0, replay_at)
+    assert await store.replay_deliveries("facility-1", None, replay_at) == 2, "without since: every one"
+
+
+async def test_purging_forgets_old_feed_events_and_those_of_purged_registrations(store: Store) -> None:
+    await store.put_webhook(endpoint())
+    activated = registration(state=State.ACTIVATED, ended_at=NOW)
+    await store.commit(with_events(commit("e1", activated, 0), heard("f1")))
+    cancelled = registration("reg-cancel-1", state=State.CANCELLED, ended_at=NOW)
+    later = heard("f2", rid="reg-cancel-1", at_offset=3600)
+    await store.commit(with_events(commit("e2", cancelled, 0, rid="reg-cancel-1"), later))
+    assert await store.purge_feed(NOW, 10) == 0
+    assert await store.purge_feed(NOW + timedelta(seconds=1), 10) == 1
+    assert [e.event_id for e in await store.feed("facility-1", 0, 10)] == ["f2"]
+    assert await store.delivery_backlog() == 1
+    assert await store.purge_ended(NOW + timedelta(seconds=1), 10) == 1
+    assert await store.feed("facility-1", 0, 10) == []
+    assert await store.delivery_backlog() == 0
+
+
+async def test_a_deferred_outbox_row_holds_back_its_registration_until_its_time(store: Store) -> None:
+    await store.commit(commit("e1", registration(), 0, outbox=("m1", "m2")))
+    other = registration("reg-other-01")
+    await store.commit(commit("e2", other, 0, rid="reg-other-01", outbox=("o1",), at_offset=1))
+    await store.claim_outbox("w1", NOW, 30, 10)
+    await store.defer_outbox(["m1"], NOW + timedelta(seconds=5))
+    await store.commit(commit("e3", registration(state=State.CARD_READ), 1, outbox=("m3",), at_offset=2))
+    claimed = await store.claim_outbox("w1", NOW + timedelta(seconds=3), 30, 10)
+    assert [m.message_id for m in claimed] == ["o1"], "m2 and m3 wait behind the deferred m1"
+    assert await store.outbox_backlog() == 4
+    after = await store.claim_outbox("w1", NOW + timedelta(seconds=6), 30, 10)
+    assert [m.message_id for m in after] == ["m1", "m2", "o1", "m3"]

@@ -169,3 +169,55 @@ def test_a_token_given_to_two_facilities_stops_start_up_without_printing_it(tmp_
     assert result.returncode != 0
     assert "pairs 1 and 2 give facilities 'facility-a' and 'facility-b' the same token" in result.stderr
     assert token not in result.stdout + result.stderr
+
+
+def test_webhooks_list_and_replay_a_failing_endpoint_s_deliveries(tmp_path: Path) -> None:
+    import asyncio
+    from datetime import timedelta
+
+    from adapters.store.codec import Sealer, decode_key
+    from adapters.store.sqlite import SqliteStore
+    from orchestrator.ports import DeliveryAttempt, FacilityEvent, WebhookEndpoint
+
+    honnin(tmp_path, "check")  # makes the data key and the database
+    key = decode_key((tmp_path / "data.key").read_text().strip())
+    at = factory.NOW
+
+    async def arrange() -> None:
+        store = await SqliteStore.open(tmp_path / "honnin.db", Sealer(key))
+        await store.put_webhook(
+            WebhookEndpoint("facility-1", "https://hooks.example/h", "whsec_QUJD", at, at)
+        )
+        for i, offset in enumerate((0, 3600)):
+            event = FacilityEvent(
+                "facility-1", f"ev-{i}", "registration.activated", None, b"{}", at + timedelta(seconds=offset)
+            )
+            await store.add_delivery(event)
+        for d in await store.claim_deliveries("w", at + timedelta(hours=2), 30, 10, 4):
+            await store.record_attempt(
+                "w", DeliveryAttempt(d.event_id, at, "failed", 500, "HTTP 500", endpoint_state="failing")
+            )
+        await store.close()
+
+    asyncio.run(arrange())
+    listed = honnin(tmp_path, "webhooks", "list").stdout.strip().split("\t")
+    assert listed == [
+        "facility-1",
+        "failing",
+        "2",
+        at.isoformat(timespec="seconds"),
+        "500",
+        "https://hooks.example/h",
+    ]
+    assert "whsec_" not in honnin(tmp_path, "webhooks", "list").stdout
+    since = (at + timedelta(minutes=30)).isoformat()
+    replayed = honnin(tmp_path, "webhooks", "replay", "--facility", "facility-1", "--since", since)
+    assert replayed.stdout.strip() == "facility-1: 1 deliveries due again"
+    assert honnin(tmp_path, "webhooks", "list").stdout.split("\t")[1] == "active"
+    unknown = honnin(tmp_path, "webhooks", "replay", "--facility", "nobody", check=False)
+    assert unknown.returncode != 0
+    assert "no webhook endpoint" in unknown.stderr
+    bad = honnin(
+        tmp_path, "webhooks", "replay", "--facility", "facility-1", "--since", "yesterday", check=False
+    )
+    assert bad.returncode == 2

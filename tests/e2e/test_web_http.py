@@ -18,7 +18,6 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 
-from adapters.bus.inprocess import InProcessBus
 from adapters.ca_revocation.devca import Card, DevCA, Person
 from adapters.card_bridge.links import Claims, Links, link_key
 from adapters.clock import FakeClock
@@ -28,7 +27,6 @@ from honnin.bootstrap import App
 from orchestrator import messages
 from orchestrator.messages import CARD_NOT_READ_YET
 from orchestrator.model import State
-from orchestrator.topology import FACILITY_QUEUE
 from schemas.api_web import RegistrationState
 from tests import factory
 from tests.integration.harness import settle, start
@@ -135,13 +133,11 @@ class Site:
         assert status == 200, body
         return body
 
-    async def facility_heard(self, rid: str, kind: str) -> int:
-        """How many `kind` events for `rid` reached the facility queue (nobody consumes it here)."""
+    async def facility_heard(self, rid: str, kind: str, facility: str = "facility-a") -> int:
+        """How many `kind` events for `rid` the facility's feed holds (what its webhook is sent)."""
         await settle(self.app)
-        bus = self.app.bus
-        assert isinstance(bus, InProcessBus)
-        taken = await bus.drain(FACILITY_QUEUE)
-        return sum(1 for m in taken if m.routing_key == kind and json.loads(m.body)["registration_id"] == rid)
+        events = await self.app.store.feed(facility, 0, 10_000)
+        return sum(1 for e in events if e.event_type == kind and e.registration_id == rid)
 
     async def history(self, rid: str) -> list[tuple[str, str]]:
         """What the orchestrator recorded: proof that a retry or a refused call spent nothing."""

@@ -15,7 +15,9 @@ from orchestrator.topology import FACILITY_QUEUE, VERIFIER_QUEUE
 from schemas.events import Envelope
 
 KEY = base64.b64encode(bytes(range(32))).decode()
-OUTBOUND_QUEUES = (VERIFIER_QUEUE, FACILITY_QUEUE)
+OUTBOUND_QUEUES = (VERIFIER_QUEUE, FACILITY_QUEUE)  # the facility queue only with facility_queue=True
+FACILITY = "facility-1"  # tests.factory's registrations belong to it
+_feed_read: dict[Path, int] = {}  # per store file: how far `heard` has read the feed
 
 
 def settings(data_dir: Path, **changes: object) -> Settings:
@@ -56,11 +58,26 @@ async def settle(app: App) -> None:
             await asyncio.sleep(0.01)
 
 
-async def outbound(app: App) -> list[BusMessage]:
-    """What the orchestrator published, off every outbound queue (nobody consumes them here)."""
+async def published(app: App) -> list[BusMessage]:
+    """What the relay published, off every outbound queue (nobody consumes them here)."""
     bus = app.bus
     assert isinstance(bus, InProcessBus)
     taken: list[BusMessage] = []
     for queue in OUTBOUND_QUEUES:
-        taken += await bus.drain(queue)
+        if queue in bus.queues():
+            taken += await bus.drain(queue)
     return taken
+
+
+async def heard(app: App, facility: str = FACILITY) -> list[BusMessage]:
+    """What the facility's feed gained since the last look (per store file, so across restarts)."""
+    path = app.settings.sqlite_file
+    events = await app.store.feed(facility, _feed_read.get(path, 0), 10_000)
+    if events:
+        _feed_read[path] = events[-1].seq
+    return [BusMessage(e.event_type, e.body, e.event_id) for e in events]
+
+
+async def outbound(app: App) -> list[BusMessage]:
+    """Everything the orchestrator sent out: the bus's messages and the facility's feed events."""
+    return await published(app) + await heard(app)

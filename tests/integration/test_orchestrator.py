@@ -19,7 +19,7 @@ from orchestrator.model import State
 from orchestrator.ports import BusMessage
 from schemas.events import OUTBOUND_TYPES
 from tests import factory
-from tests.integration.harness import outbound, publish, settle, start
+from tests.integration.harness import outbound, publish, published, settle, start
 
 RID = "reg-00000001"
 
@@ -165,10 +165,11 @@ class StallingBus(InProcessBus):
 
 
 async def _kill_mid_publish(tmp_path: Path, clock: FakeClock, *, after: bool) -> list[str]:
-    """Run the flow up to a challenge with a stalling bus, kill the worker, return stalled ids."""
+    """Run the flow up to a verification request with a stalling bus, kill the worker, return
+    stalled ids (facility events go to the feed in the commit itself: the bus carries the request)."""
     bus = StallingBus(after=after)
     app = await start(tmp_path, clock, bus=bus)
-    for event in factory.flow(RID, upto=3):
+    for event in factory.flow(RID, upto=4):
         await publish(app, event)
         await bus.join()
     async with asyncio.timeout(5):
@@ -185,10 +186,10 @@ async def test_killed_between_save_and_publish_the_outbox_delivers_exactly_once_
     restarted = await start(tmp_path, clock)
     try:
         await settle(restarted)
-        delivered = Counter(m.message_id for m in await outbound(restarted))
+        delivered = Counter(m.message_id for m in await published(restarted))
         assert delivered == Counter({stalled[0]: 1})
         await settle(restarted)
-        assert await outbound(restarted) == [], "nothing is published twice"
+        assert await published(restarted) == [], "nothing is published twice"
         assert await state_of(restarted) is State.CONFIRMED
     finally:
         await restarted.close()
@@ -201,7 +202,7 @@ async def test_killed_between_publish_and_mark_the_same_ids_go_out_again(
     restarted = await start(tmp_path, clock)
     try:
         await settle(restarted)
-        again = [m.message_id for m in await outbound(restarted)]
+        again = [m.message_id for m in await published(restarted)]
         assert again == stalled, "at-least-once, with the same ids, so consumers deduplicate"
     finally:
         await restarted.close()
@@ -404,7 +405,7 @@ async def test_a_stop_while_marking_sent_still_marks_what_the_bus_took(
 
     app = await start(tmp_path, clock)
     await app.runtime.stop()  # this test drives its own relay
-    for event in factory.flow(RID, upto=3):
+    for event in factory.flow(RID, upto=4):
         await app.orchestrator.handle(event)
     gate = asyncio.Event()
     marking = asyncio.Event()

@@ -63,9 +63,10 @@ async def _run(folder: Path, actions: list[tuple[str, object]]) -> None:
         stored = await store.load(RID)
         check_history(await store.history(RID))
         claimed = await store.claim_outbox("property", clock.now(), 60.0, 10_000)
-        check_outbox(
-            [m.routing_key for m in claimed],
-            [m.message_id for m in claimed],
+        heard = await store.feed(str(factory.PAYLOADS["registration.started"]["facility_id"]), 0, 10_000)
+        check_outbox(  # what the bus carries and what the facility hears (its feed), together
+            [m.routing_key for m in claimed] + [e.event_type for e in heard],
+            [m.message_id for m in claimed] + [e.event_id for e in heard],
             stored.registration if stored else None,
         )
     finally:

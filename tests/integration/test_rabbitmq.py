@@ -284,3 +284,23 @@ async def test_a_return_is_reported_by_the_publish_it_belongs_to(bus: RabbitMqBu
         assert isinstance(outcomes[0], UnroutableError)
         assert outcomes[1] is None
     assert await bus.depth("q") == 20
+
+
+async def test_a_bounded_queue_drops_its_oldest_instead_of_refusing_publishes(bus: RabbitMqBus) -> None:
+    """The facility queue (HONNIN_FACILITY_QUEUE=true): x-max-length with drop-head, nobody reading."""
+    await bus.declare_queue("f", ["registration.#"], max_length=3)
+    ids = [f"m{i}" for i in range(10)]
+    for message_id in ids:
+        await bus.publish(BusMessage("registration.activated", b"{}", message_id))  # each one confirmed
+    await eventually(lambda: _depth_is(bus, "f", 3))
+    assert [m.message_id for m in await bus.drain("f")] == ids[-3:], "the newest three stay"
+    listing = json.loads(await rabbitmqctl("list_queues", "name", "arguments", "--formatter", "json"))
+    args = {q["name"].removeprefix(bus.queue_prefix): {a[0]: a[2] for a in q["arguments"]} for q in listing}
+    assert args["f"]["x-overflow"] == "drop-head"
+    assert args["f"]["x-max-length"] == 3
+    assert args["f"]["x-dead-letter-strategy"] == "at-most-once"
+    assert args["f.dead"] == {"x-queue-type": "quorum", "x-overflow": "drop-head", "x-max-length": 3}
+
+
+async def _depth_is(bus: RabbitMqBus, queue: str, n: int) -> bool:
+    return await bus.depth(queue) == n

@@ -301,11 +301,11 @@ async def test_an_ocsp_responder_that_stays_down_is_retried_then_parked(
 async def test_the_card_emulator_carries_many_registrations_to_activation_once_each(
     world: World, clock: FakeClock
 ) -> None:
-    from honnin.emulator import CardEmulator
+    from honnin.emulator import CardEmulator, LocalFeed
 
     app = await verifying(world, clock)
+    emulator = CardEmulator(app.bus, world.good, Person(), clock, LocalFeed(app.outbound, "facility-emu"))
     try:
-        emulator = CardEmulator(app.bus, world.good, Person(), clock)
         await emulator.listen()
         for i in range(20):
             await emulator.register(f"reg-emu-{i:05d}")
@@ -315,6 +315,7 @@ async def test_the_card_emulator_carries_many_registrations_to_activation_once_e
             assert emulator.heard.count(rid, "registration.activated") == 1
             assert (await verification_of(app, rid)).state is State.ACTIVATED
     finally:
+        await emulator.close()
         await app.close()
 
 

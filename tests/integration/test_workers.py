@@ -1,5 +1,7 @@
 """Two `honnin run` processes compete for the same RabbitMQ queues over one store: a thousand
-registrations, driven by the card emulator with real signatures, each activated exactly once."""
+registrations, driven by the card emulator with real signatures, each activated exactly once. The
+emulator hears outcomes as a facility does, long-polling one worker's `GET /v1/events`: the other
+worker's commits reach it through the shared store."""
 
 from __future__ import annotations
 
@@ -20,10 +22,11 @@ from adapters.ca_revocation.devca import DevCA, Person
 from adapters.clock import SystemClock
 from adapters.store.codec import Sealer
 from adapters.store.sqlite import SqliteStore
-from honnin.emulator import CardEmulator
+from honnin.emulator import CardEmulator, HttpFeed
 from orchestrator.model import State
 from orchestrator.topology import QUEUES
 from tests.conftest import require
+from tests.integration.receivers import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -31,6 +34,7 @@ RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"
 ROOT = Path(__file__).resolve().parents[2]
 KEY = bytes(range(32))
 REGISTRATIONS = 1000
+FACILITY, TOKEN = "facility-emu", "facility-emu-token-0123456789"
 
 
 async def connect(prefix: str):
@@ -43,7 +47,9 @@ async def connect(prefix: str):
         require("RabbitMQ", exc.message)
 
 
-def worker(tmp_path: Path, prefix: str, ca_dir: Path, n: int) -> tuple[subprocess.Popen[bytes], Path]:
+def worker(
+    tmp_path: Path, prefix: str, ca_dir: Path, n: int, port: int
+) -> tuple[subprocess.Popen[bytes], Path]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HONNIN_")}
     env |= {
         "HONNIN_DATA_DIR": str(tmp_path / "data"),
@@ -55,7 +61,8 @@ def worker(tmp_path: Path, prefix: str, ca_dir: Path, n: int) -> tuple[subproces
         "HONNIN_CRL_FILES": str(ca_dir / "crl.der"),
         "HONNIN_WORKER_ID": f"worker-{n}",
         "HONNIN_RELAY_IDLE_SECONDS": "0.05",
-        "HONNIN_HTTP_ENABLED": "false",  # the events come over the broker here
+        "HONNIN_HTTP_PORT": str(port),  # the steps come over the broker; the feed is read over HTTP
+        "HONNIN_FACILITY_TOKENS": f"{FACILITY}:{TOKEN}",
     }
     log = tmp_path / f"worker-{n}.log"
     with log.open("wb") as sink:
@@ -73,11 +80,15 @@ async def test_two_worker_processes_activate_a_thousand_registrations_exactly_on
     ca.save(tmp_path / "ca")
     (tmp_path / "ca" / "crl.der").write_bytes(ca.crl(this_update=now - timedelta(minutes=1)))
     card = ca.issue(Person(), now=now)
-    workers = [worker(tmp_path, prefix, tmp_path / "ca", n) for n in (1, 2)]
+    ports = [free_port(), free_port()]
+    workers = [
+        worker(tmp_path, prefix, tmp_path / "ca", n, port) for n, port in zip((1, 2), ports, strict=True)
+    ]
+    feed = HttpFeed(f"http://127.0.0.1:{ports[0]}", TOKEN)
+    emulator = CardEmulator(bus, card, Person(), SystemClock(), feed, facility_id=FACILITY)
     try:
         for queue, bindings in QUEUES.items():
             await bus.declare_queue(queue, bindings)
-        emulator = CardEmulator(bus, card, Person(), SystemClock())
         await emulator.listen()
         for i in range(REGISTRATIONS):
             await emulator.register(f"reg-mp-{i:06d}")
@@ -88,6 +99,7 @@ async def test_two_worker_processes_activate_a_thousand_registrations_exactly_on
         )
         assert activations == Counter({1: REGISTRATIONS}), "each registration activated exactly once"
     finally:
+        await emulator.close()
         for process, _ in workers:
             process.send_signal(signal.SIGTERM)
         for process, _ in workers:

@@ -1,0 +1,383 @@
+"""The MongoDB store's outbound half: the facility feed, webhook endpoints and their deliveries.
+
+A commit's facility events become `feed` documents inside the commit's transaction, numbered from
+a per-facility counter document the transaction increments: a second commit for the same facility
+conflicts on it and is retried by `with_transaction` after the first commits, so the numbers follow
+the commit order and serve as the feed's cursor. Deliveries read their body from the feed document
+(a test event, which has none, carries its own).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from bson import Binary
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import CollectionInvalid, DuplicateKeyError, PyMongoError
+
+from adapters.store.codec import Sealer
+from orchestrator.errors import PermanentError, StoreUnavailableError
+from orchestrator.ports import Commit, DeliveryAttempt, FacilityEvent, PendingDelivery, WebhookEndpoint
+
+Doc = dict[str, Any]
+
+
+async def create_outbound_indexes(db: AsyncDatabase[Doc]) -> None:
+    """The collections a commit's transaction writes exist before any transaction (the counters
+    have no index of their own to create them)."""
+    with contextlib.suppress(CollectionInvalid):  # made by an earlier start
+        await db.create_collection("counters")
+    await db.feed.create_index([("facility_id", ASCENDING), ("seq", ASCENDING)], unique=True)
+    await db.feed.create_index([("registration_id", ASCENDING)])
+    await db.feed.create_index([("created_at", ASCENDING)])
+    await db.webhook_deliveries.create_index([("state", ASCENDING), ("next_attempt_at", ASCENDING)])
+    await db.webhook_deliveries.create_index([("facility_id", ASCENDING), ("state", ASCENDING)])
+    await db.webhook_deliveries.create_index([("registration_id", ASCENDING)])
+    await db.webhook_endpoints.create_index([("state", ASCENDING)])
+
+
+def _claimable(now: datetime) -> Doc:
+    return {
+        "state": "pending",
+        "next_attempt_at": {"$lte": now},
+        "$or": [{"claimed_until": None}, {"claimed_until": {"$lt": now}}],
+    }
+
+
+class MongoOutbound:
+    """Mixed into MongoStore: the same client, database and sealer."""
+
+    if TYPE_CHECKING:
+        _db: AsyncDatabase[Doc]
+        _sealer: Sealer
+
+    async def _write_facility_events(self, commit: Commit, session: AsyncClientSession) -> None:
+        by_facility: dict[str, list[FacilityEvent]] = defaultdict(list)
+        for event in commit.facility_events:
+            by_facility[event.facility_id].append(event)
+        for facility, events in by_facility.items():
+            counter = await self._db.counters.find_one_and_update(
+                {"_id": f"feed:{facility}"},
+                {"$inc": {"seq": len(events)}},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+                session=session,
+            )
+            assert counter is not None  # an upsert returning the document after
+            first = int(counter["seq"]) - len(events) + 1
+            try:
+                await self._db.feed.insert_many(
+                    [self._feed_doc(e, first + i) for i, e in enumerate(events)], session=session
+                )
+            except DuplicateKeyError as exc:  # derived ids collided: a bug, never to be retried
+                raise PermanentError("a feed event id exists already", code="feed_collision") from exc
+            if await self._db.webhook_endpoints.find_one({"_id": facility}, {"_id": 1}, session=session):
+                await self._db.webhook_deliveries.insert_many(
+                    [_delivery_doc(e, None) for e in events], session=session
+                )
+
+    def _feed_doc(self, e: FacilityEvent, seq: int) -> Doc:
+        return {
+            "_id": e.event_id,
+            "facility_id": e.facility_id,
+            "seq": seq,
+            "event_type": e.event_type,
+            "registration_id": e.registration_id,
+            "body": Binary(self._sealer.seal(e.body, f"feed:{e.event_id}")),
+            "created_at": e.created_at,
+        }
+
+    async def _forget_registrations(self, ids: list[str]) -> None:
+        await self._db.feed.delete_many({"registration_id": {"$in": ids}})
+        await self._db.webhook_deliveries.delete_many({"registration_id": {"$in": ids}})
+
+    async def feed(self, facility_id: str, after: int, limit: int) -> list[FacilityEvent]:
+        try:
+            cursor = self._db.feed.find({"facility_id": facility_id, "seq": {"$gt": after}}).sort(
+                "seq", ASCENDING
+            )
+            docs = await cursor.limit(limit).to_list()
+        except PyMongoError as exc:
+            raise StoreUnavailableError(f"MongoDB read failed: {exc}") from exc
+        return [
+            FacilityEvent(
+                facility_id=d["facility_id"],
+                event_id=d["_id"],
+                event_type=d["event_type"],
+                registration_id=d["registration_id"],
+                body=self._sealer.open(bytes(d["body"]), f"feed:{d['_id']}"),
+                created_at=d["created_at"],
+                seq=int(d["seq"]),
+            )
+            for d in docs
+        ]
+
+    async def purge_feed(self, before: datetime, limit: int) -> int:
+        try:
+            docs = (
+                await self._db.feed.find({"created_at": {"$lt": before}}, {"_id": 1}).limit(limit).to_list()
+            )
+            ids = [d["_id"] for d in docs]
+            if ids:
+                await self._db.webhook_deliveries.delete_many({"_id": {"$in": ids}})
+                await self._db.feed.delete_many({"_id": {"$in": ids}})
+            await self._db.webhook_deliveries.delete_many(
+                {"body": {"$ne": None}, "created_at": {"$lt": before}}
+            )
+        except PyMongoError as exc:
+            raise StoreUnavailableError(f"MongoDB purge failed: {exc}") from exc
+        return len(ids)
+
+    async def put_webhook(self, endpoint: WebhookEndpoint) -> None:
+        f, previous = endpoint.facility_id, endpoint.previous_secret
+        fields = {
+            "url": endpoint.url,
+            "secret": Binary(self._sealer.seal(endpoint.secret.encode(), f"webhook:{f}")),
+            "previous_secret": Binary(self._sealer.seal(previous.encode(), f"webhook-previous:{f}"))
+            if previous
+            else None,
+            "previous_until": endpoint.previous_until,
+            "state": endpoint.state,
+            "updated_at": endpoint.updated_at,
+        }
+        on_insert = {
+            "created_at": endpoint.created_at,
+            "last_attempt_at": None,
+            "last_status": None,
+            "last_error": None,
+            "last_delivered_at": None,
+        }
+        try:
+            await self._db.webhook_endpoints.update_one(
+                {"_id": f}, {"$set": fields, "$setOnInsert": on_insert}, upsert=True
+            )
+        except PyMongoError as exc:
+            raise StoreUnavailableError(f"MongoDB write failed: {exc}") from exc
+
+    async def webhook(self, facility_id: str) -> WebhookEndpoint | None:
+        try:
+            doc = await self._db.webhook_endpoints.find_one({"_id": facility_id})
+        except PyMongoError as exc:
+            raise StoreUnavailableError(f"MongoDB read failed: {exc}") from exc
+        return self._endpoint(doc) if doc else None
+
+    async def webhooks(self) -> list[WebhookEndpoint]:
+        try:
+            docs = await self._db.webhook_endpoints.find().sort("_id", ASCENDING).to_list()
+        except PyMongoError as exc:
+            raise StoreUnavailableError(f"MongoDB read failed: {exc}") from exc
+        return [self._endpoint(d) for d in docs]
+
+    def _endpoint(self, d: Doc) -> WebhookEndpoint:
+        f = d["_id"]
+        previous = d.get("previous_secret")
+        return WebhookEndpoint(
+            facility_id=f,
+            url=d["url"],
+            secret=self._sealer.open(bytes(d["secret"]), f"webhook:{f}").decode(),
+            previous_secret=self._sealer.open(bytes(previous), f"webhook-previous:{f}").decode()
+            if previous
+            else None,
+            previous_until=d.get("previous_until"),
+            state=d["state"],
+            created_at=d["created_at"],
+            updated_at=d["updated_at"],
+            last_attempt_at=d.get("last_attempt_at"),
+            last_status=d.get("last_status"),
+            last_error=d.get("last_error"),
+            last_delivered_at=d.get("last_delivered_at"),
+        )
+
+    async def delete_webhook(self, facility_id: str) -> bool:
+        try:
+            deleted = await self._db.webhook_endpoints.delete_one({"_id": facility_id})
+            await self._db.webhook_deliveries.delete_many({"facility_id": facility_id})
+        except PyMongoError as exc:
+            raise StoreUnavailableError(f"MongoDB write failed: {exc}") from exc
+        return deleted.deleted_count == 1
+
+    async def add_delivery(self, event: FacilityEvent) -> bool:
+        body = Binary(self._sealer.seal(event.body, f"delivery:{event.event_id}"))
+        try:
+            if await self._db.webhook_endpoints.find_one({"_id": event.facility_id}, {"_id": 1}) is None:
+                return False
+            await self._db.webhook_deliveries.insert_one(_delivery_doc(event, body))
+        except PyMongoError as exc:
+            raise StoreUnavailableError(f"MongoDB write failed: {exc}") from exc
+        return True
+
+    async def claim_deliveries(
+        self, worker: str, now: datetime, lease_seconds: float, limit: int, per_endpoint: int
+    ) -> list[PendingDelivery]:
+        """Round-robin over active endpoints with due deliveries, each below its in-flight bound
+        (two workers claiming at the same instant may briefly exceed it: the bound is best effort)."""
+        until = now + timedelta(seconds=lease_seconds)
+        try:
+            room = await self._room(now, per_endpoint)
+            docs: list[Doc] = []
+            while room and len(docs) < limit:
+                for facility in list(room):
+                    doc = await self._db.webhook_deliveries.find_one_and_update(
+                        {"facility_id": facility, **_claimable(now)},
+                        {"$set": {"claimed_by": worker, "claimed_until": until}},
+                        sort=[("next_attempt_at", ASCENDING), ("created_at", ASCENDING)],
+                        return_document=ReturnDocument.AFTER,
+                    )
+                    room[facility] -= 1
+                    if doc is None or room[facility] <= 0:
+                        del room[facility]
+                    if doc is not None:
+                        docs.append(doc)
+                    if len(docs) >= limit:
+                        break
+            return await self._pending(docs)
+        except PyMongoError as exc:
+            raise StoreUnavailableError(f"MongoDB delivery claim failed: {exc}") from exc
+
+    async def _room(self, now: datetime, per_endpoint: int) -> dict[str, int]:
+        """Active endpoints with something due, and how many more each may have in flight."""
+        active = [
+            d["_id"] for d in await self._db.webhook_endpoints.find({"state": "active"}, {"_id": 1}).to_list()
+        ]
+        due = await self._db.webhook_deliveries.distinct(
+            "facility_id", {"facility_id": {"$in": active}, **_claimable(now)}
+        )
+        flying = await (
+            await self._db.webhook_deliveries.aggregate(
+                [
+                    {"$match": {"state": "pending", "claimed_until": {"$gte": now}}},
+                    {"$group": {"_id": "$facility_id", "n": {"$sum": 1}}},
+                ]
+            )
+        ).to_list()
+        in_flight = {d["_id"]: int(d["n"]) for d in flying}
+        return {
+            f: per_endpoint - in_flight.get(f, 0) for f in sorted(due) if per_endpoint > in_flight.get(f, 0)
+        }
+
+    async def _pending(self, docs: list[Doc]) -> list[PendingDelivery]:
+        claimed = []
+        for d in docs:
+            endpoint = await self.webhook(d["facility_id"])
+            if endpoint is None:  # deleted since the claim
+                continue
+            if d.get("body") is not None:
+                body = self._sealer.open(bytes(d["body"]), f"delivery:{d['_id']}")
+            else:
+                fed = await self._db.feed.find_one({"_id": d["_id"]}, {"body": 1})
+                if fed is None:  # purged since the claim
+                    continue
+                body = self._sealer.open(bytes(fed["body"]), f"feed:{d['_id']}")
+            claimed.append(
+                PendingDelivery(
+                    event_id=d["_id"],
+                    facility_id=d["facility_id"],
+                    event_type=d["event_type"],
+                    body=body,
+                    attempts=int(d["attempts"]),
+                    scheduled_from=d["scheduled_from"],
+                    endpoint=endpoint,
+                )
+            )
+        return claimed
+
+    async def record_attempt(self, worker: str, attempt: DeliveryAttempt) -> None:
+        try:
+            doc = await self._db.webhook_deliveries.find_one_and_update(
+                {"_id": attempt.event_id, "claimed_by": worker},
+                {
+                    "$set": {
+                        "state": attempt.state,
+                        "next_attempt_at": attempt.next_attempt_at or attempt.at,
+                        "last_status": attempt.status,
+                        "last_error": attempt.error,
+                        "claimed_by": None,
+                        "claimed_until": None,
+                    },
+                    "$inc": {"attempts": 1},
+                },
+            )
+            if doc is None:  # the lease ran out and another worker took it: its word counts
+                return
+            last = {"last_attempt_at": attempt.at, "last_status": attempt.status, "last_error": attempt.error}
+            if attempt.state == "delivered":
+                last["last_delivered_at"] = attempt.at
+            await self._db.webhook_endpoints.update_one({"_id": doc["facility_id"]}, {"$set": last})
+            if attempt.endpoint_state is not None:
+                await self._db.webhook_endpoints.update_one(
+                    {"_id": doc["facility_id"], "state": "active"},
+                    {"$set": {"state": attempt.endpoint_state}},
+                )
+        except PyMongoError as exc:
+            raise StoreUnavailableError(f"MongoDB write failed: {exc}") from exc
+
+    async def replay_deliveries(self, facility_id: str, since: datetime | None, now: datetime) -> int:
+        match: Doc = {"facility_id": facility_id, "state": {"$ne": "delivered"}}
+        if since is not None:
+            match["created_at"] = {"$gte": since}
+        fresh = {
+            "state": "pending",
+            "attempts": 0,
+            "scheduled_from": now,
+            "next_attempt_at": now,
+            "claimed_by": None,
+            "claimed_until": None,
+        }
+        try:
+            result = await self._db.webhook_deliveries.update_many(match, {"$set": fresh})
+            await self._db.webhook_endpoints.update_one(
+                {"_id": facility_id}, {"$set": {"state": "active", "updated_at": now}}
+            )
+        except PyMongoError as exc:
+            raise StoreUnavailableError(f"MongoDB write failed: {exc}") from exc
+        return int(result.modified_count)
+
+    async def delivery_backlog(self, facility_id: str | None = None) -> int:
+        match: Doc = {"state": {"$ne": "delivered"}}
+        if facility_id is not None:
+            match["facility_id"] = facility_id
+        try:
+            return await self._db.webhook_deliveries.count_documents(match)
+        except PyMongoError as exc:
+            raise StoreUnavailableError(f"MongoDB read failed: {exc}") from exc
+
+    async def _deferred_registrations(self, now: datetime) -> list[str]:
+        """Registrations with an outbox message held back after a refused publish."""
+        found = await self._db.outbox.distinct(
+            "registration_id", {"sent_at": None, "claimed_by": "", "claimed_until": {"$gte": now}}
+        )
+        return [str(r) for r in found]
+
+    async def defer_outbox(self, message_ids: Sequence[str], until: datetime) -> None:
+        try:
+            await self._db.outbox.update_many(
+                {"_id": {"$in": list(message_ids)}, "sent_at": None},
+                {"$set": {"claimed_by": "", "claimed_until": until}},
+            )
+        except PyMongoError as exc:
+            raise StoreUnavailableError(f"MongoDB write failed: {exc}") from exc
+
+
+def _delivery_doc(e: FacilityEvent, body: Binary | None) -> Doc:
+    return {
+        "_id": e.event_id,
+        "facility_id": e.facility_id,
+        "registration_id": e.registration_id,
+        "event_type": e.event_type,
+        "body": body,
+        "state": "pending",
+        "attempts": 0,
+        "scheduled_from": e.created_at,
+        "next_attempt_at": e.created_at,
+        "created_at": e.created_at,
+        "last_status": None,
+        "last_error": None,
+        "claimed_by": None,
+        "claimed_until": None,
+    }
