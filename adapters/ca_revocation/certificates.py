@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from collections.abc import Iterable
 from datetime import date
 
 from cryptography import x509
@@ -63,7 +64,12 @@ def load_certificate(der: bytes) -> x509.Certificate:
 
 def parse_identity(cert_der: bytes) -> CardIdentity:
     """The basic four facts (SAN otherNames 1.2.392.200149.8.5.5.1-6), checked for their format."""
-    values = _identity_values(load_certificate(cert_der))
+    return identity_of(load_certificate(cert_der))
+
+
+def identity_of(cert: x509.Certificate) -> CardIdentity:
+    """`parse_identity` for a certificate already loaded: the pipeline parses each one once."""
+    values = _identity_values(_other_names(cert))
     for oid in (jpki.OID_NAME, jpki.OID_SEX, jpki.OID_BIRTH_DATE, jpki.OID_ADDRESS):
         if oid not in values:
             raise _not_jpki(f"{_LABELS[oid]} ({oid}): missing from subjectAltName")
@@ -84,20 +90,26 @@ def parse_identity(cert_der: bytes) -> CardIdentity:
     )
 
 
-def _identity_values(cert: x509.Certificate) -> dict[str, str]:
-    """Each JPKI otherName once, decoded; other subjectAltName entries are not ours to judge."""
+def _other_names(cert: x509.Certificate) -> list[tuple[str, bytes]] | None:
+    """(OID, value) of each otherName; None when there is no subjectAltName at all."""
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
-        raise _not_jpki("no subjectAltName: not a JPKI signing certificate") from None
+        return None
+    return [(other.type_id.dotted_string, other.value) for other in san.get_values_for_type(x509.OtherName)]
+
+
+def _identity_values(other_names: Iterable[tuple[str, bytes]] | None) -> dict[str, str]:
+    """Each JPKI otherName once, decoded; other subjectAltName entries are not ours to judge."""
+    if other_names is None:
+        raise _not_jpki("no subjectAltName: not a JPKI signing certificate")
     values: dict[str, str] = {}
-    for other in san.get_values_for_type(x509.OtherName):
-        oid = other.type_id.dotted_string
+    for oid, value in other_names:
         if oid not in jpki.IDENTITY_OIDS:
             continue
         if oid in values:
             raise _not_jpki(f"{_LABELS[oid]} ({oid}): appears more than once")
-        values[oid] = _utf8_string(oid, other.value)
+        values[oid] = _utf8_string(oid, value)
     if not values:
         raise _not_jpki("subjectAltName holds no basic four facts: not a JPKI signing certificate")
     return values
