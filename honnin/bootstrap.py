@@ -119,7 +119,7 @@ def _wire(settings: Settings, store: Store, bus: Bus, clock: Clock, links: Links
         interval_seconds=settings.sweep_interval_seconds,
     )
     revocation = verification.revocation_source(settings, clock)
-    verifier = Verifier(store, bus, verification.pipeline(settings, revocation), clock)
+    verifier = Verifier(store, bus, verification.pipeline(settings, revocation, clock), clock)
     consumers = {VERIFIER_QUEUE: verifier.on_delivery} if settings.verifier_enabled else {}
     runtime = Runtime(orchestrator, bus, relay, sweeper, consumers=consumers)
     return App(settings, store, bus, clock, orchestrator, runtime, verifier, revocation, links)

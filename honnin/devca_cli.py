@@ -34,6 +34,7 @@ def init(directory: Path) -> None:
     click.echo(f"HONNIN_TRUST_ANCHOR_FILES={directory / 'root.pem'}")
     click.echo("HONNIN_REVOCATION=crl")
     click.echo(f"HONNIN_CRL_FILES={directory / 'crl.der'}")
+    click.echo("HONNIN_ACCEPT_TEST_CERTIFICATES=true")
 
 
 @dev_ca.command()

@@ -20,6 +20,8 @@
 | 41   | CODE_REVOCATION_STALE       | a covering CRL or OCSP response had passed its nextUpdate at `at`  |
 | 42   | CODE_REVOCATION_UNAVAILABLE | reserved: the revocation source was unreachable; the revocation    |
 |      |                             | sources report it, validate_chain never does                       |
+| 44   | CODE_STEP_FAILED            | an unexpected exception inside validation (a bug, logged as an     |
+|      |                             | error): retry later, never a verdict shown to the person           |
 
 A tampered signature is 31, not 33: the bytes are well-formed DER, it is the path that fails.
 Unparseable CRLs or OCSP responses are not 33 either: they are no evidence, so the result is 40.
@@ -30,6 +32,14 @@ certificate whose AIA lists a responder. So pyhanko checks the issuing CA certif
 mode during path validation, and the leaf is checked here, after the path and key usage, against
 both the given CRLs (`verify_crl`) and OCSP responses (`verify_ocsp_response`): any source saying
 revoked wins, else any source saying good passes, else 41 if a covering one was stale, else 40.
+
+RFC 5280 §6.3: every certificate of the path whose issuer's revocation data is supplied is checked,
+not only those that declare a distribution point. pyhanko's hard-fail mode skips an intermediate CA
+that declares none, and the certificate of a separate CRL-signing key (a CRL issuer path's end
+entity); so after path validation each intermediate is checked here against the same evidence
+(revoked: 23/25, stale: 41, supplied but unusable: 40; no data from its issuer at all: nothing to
+check), and a CRL whose signer's certificate is revoked (or cannot be confirmed) is dropped before
+the leaf is judged, which then usually has no evidence left (40).
 A devca CRL has no IssuingDistributionPoint, and pyhanko then matches it to the leaf by issuer name
 and signature alone (RFC 5280 §6.3.3 b.2 only applies when the CRL has that extension).
 With `check_revocation=False` no revocation data is consulted at all (pyhanko's "none" mode).
@@ -53,6 +63,7 @@ code should rather await `validate_chain_async` or use `asyncio.to_thread`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import functools
 from collections.abc import Awaitable, Callable, Sequence
@@ -94,6 +105,7 @@ CODE_MALFORMED = "33"
 CODE_REVOCATION_MISSING = "40"
 CODE_REVOCATION_STALE = "41"
 CODE_REVOCATION_UNAVAILABLE = "42"
+CODE_STEP_FAILED = "44"
 
 SIGNING_KEY_USAGE = frozenset({"digital_signature", "non_repudiation"})
 
@@ -171,7 +183,7 @@ def _ocsps(ders: Sequence[bytes]) -> list[asn1_ocsp.OCSPResponse]:
     )
 
 
-def _aware(at: datetime) -> datetime:
+def aware(at: datetime) -> datetime:
     """pyhanko refuses naive datetimes; Honnin's clock is UTC, so a naive one is taken as UTC."""
     return at if at.utcoffset() is not None else at.replace(tzinfo=UTC)
 
@@ -230,17 +242,17 @@ async def validate_chain_async(
     except _Malformed as exc:
         return _result(CODE_MALFORMED, str(exc))
     try:
-        context = _context(
-            anchors, others, at=at, crls=crls, ocsps=ocsp_responses, revocation=check_revocation
+        build = functools.partial(
+            _context, anchors, others, at=at, ocsps=ocsp_responses, revocation=check_revocation
         )
-        return await _validate(leaf, context, check_revocation=check_revocation)
+        return await _validate(leaf, build, crls, check_revocation=check_revocation)
     except pv.PathError:  # path building: no issuer, by name, key and signature, leads to an anchor
         return _result(CODE_UNTRUSTED, "no path leads from the certificate to a configured trust anchor")
     except pv.ValidationError as exc:
         return _classified(exc)
-    except Exception as exc:  # never raise on bad input: an unforeseen failure is a failed path
-        log.warning("chain.unexpected_error", error=type(exc).__name__)
-        return _result(CODE_PATH_INVALID, "the certificate path could not be validated")
+    except Exception as exc:  # a bug, not a verdict: the person must not be told the card failed
+        log.error("chain.unexpected_error", error=type(exc).__name__)
+        return _result(CODE_STEP_FAILED, "the certificate path could not be validated (internal error)")
 
 
 def _context(
@@ -256,7 +268,7 @@ def _context(
     return ValidationContext(
         trust_roots=anchors,
         other_certs=others,
-        moment=_aware(at),
+        moment=aware(at),
         allow_fetching=False,
         crls=_crls(crls) if revocation else [],
         ocsps=_ocsps(ocsps) if revocation else [],
@@ -264,10 +276,15 @@ def _context(
     )
 
 
+_Build = Callable[..., ValidationContext]  # _context with all but `crls` bound
+
+
 async def _validate(
-    leaf: asn1_x509.Certificate, context: ValidationContext, *, check_revocation: bool
+    leaf: asn1_x509.Certificate, build: _Build, crls: Sequence[bytes], *, check_revocation: bool
 ) -> ChainResult:
-    """Path first, then key usage, then the leaf's revocation: permanent failures before retryable ones."""
+    """Path first, then key usage, then revocation (CAs, then the leaf): permanent failures before
+    retryable ones."""
+    context = build(crls=crls)
     validator = CertificateValidator(leaf, validation_context=context)
     try:
         path = await validator.async_validate_path()
@@ -279,9 +296,17 @@ async def _validate(
         return _result(
             CODE_KEY_USAGE, "the key usage does not allow signing (digitalSignature and nonRepudiation)"
         )
-    if check_revocation:
-        return await _leaf_revocation(leaf, path, context)
-    return _result(CODE_OK, "the certificate is valid (revocation not checked)")
+    if not check_revocation:
+        return _result(CODE_OK, "the certificate is valid (revocation not checked)")
+    for ca in list(path.iter_certs(include_root=False))[:-1]:
+        refused = await _ca_revocation(ca, path, context)
+        if refused is not None:
+            return refused
+    tainted = await _crls_of_revoked_signers(path, context)
+    if tainted:
+        log.warning("chain.crl_signer_not_good", crls=len(tainted))
+        context = build(crls=[der for der in crls if der not in tainted])
+    return await _leaf_revocation(leaf, path, context)
 
 
 async def _leaf_revocation(
@@ -319,6 +344,67 @@ async def _evidence(
     except (failure, ValueError):
         return _Evidence.MISSING
     return _Evidence.GOOD
+
+
+async def _ca_status(
+    cert: asn1_x509.Certificate, path: ValidationPath, context: ValidationContext
+) -> _Evidence | None:
+    """A CA certificate against the evidence its issuer supplied; None when it supplied none."""
+    found = []
+    for verify, unmatched in (
+        (verify_crl, pv.CRLNoMatchesError),
+        (verify_ocsp_response, pv.OCSPNoMatchesError),
+    ):
+        try:
+            await verify(cert, path, context)
+            found.append(_Evidence.GOOD)
+        except unmatched:
+            continue
+        except (pv.CRLValidationIndeterminateError, pv.OCSPValidationIndeterminateError) as exc:
+            found.append(_Evidence.STALE if exc.suspect_stale is not None else _Evidence.MISSING)
+        except (pv.CRLValidationError, pv.OCSPValidationError, ValueError):
+            found.append(_Evidence.MISSING)
+    for evidence in (_Evidence.GOOD, _Evidence.STALE, _Evidence.MISSING):
+        if evidence in found:
+            return evidence
+    return None
+
+
+async def _ca_revocation(
+    cert: asn1_x509.Certificate, path: ValidationPath, context: ValidationContext
+) -> ChainResult | None:
+    """RFC 5280 §6.3 for an intermediate CA, whether or not it declares a distribution point."""
+    try:
+        evidence = await _ca_status(cert, path, context)
+    except pv.RevokedError as exc:
+        code = CODE_ON_HOLD if _on_hold(exc) else CODE_REVOKED
+        return _result(code, "an issuing CA certificate is revoked or on hold")
+    if evidence is _Evidence.STALE:
+        return _result(CODE_REVOCATION_STALE, "revocation information for an issuing CA is out of date")
+    if evidence is _Evidence.MISSING:
+        return _result(CODE_REVOCATION_MISSING, "the revocation information for an issuing CA is unusable")
+    return None
+
+
+async def _crls_of_revoked_signers(path: ValidationPath, context: ValidationContext) -> set[bytes]:
+    """A CRL signed by a separate key counts only while that key's certificate is good: the signers
+    pyhanko finds for the leaf's CRLs are checked like CAs; the DER of each CRL whose signer is not."""
+    manager = context.revinfo_manager
+    with contextlib.suppress(pv.RevokedError, pv.CRLValidationError, ValueError):
+        await verify_crl(path.last, path, context)  # records each CRL's signer, as the real check will
+    own_keys = {authority.public_key.dump() for authority in path.iter_authorities()}
+    tainted = set()
+    for crl in manager.crls:
+        signer = manager.check_crl_issuer(crl)
+        if signer is None or signer.public_key.dump() in own_keys:
+            continue
+        try:
+            evidence = await _ca_status(signer, path.truncate_to_issuer_and_append(signer), context)
+        except (LookupError, pv.RevokedError):
+            evidence = _Evidence.MISSING
+        if evidence not in (None, _Evidence.GOOD):
+            tainted.add(crl.dump())
+    return tainted
 
 
 def _on_hold(exc: pv.RevokedError) -> bool:

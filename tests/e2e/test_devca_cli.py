@@ -38,6 +38,7 @@ def test_init_issue_revoke_and_sign(tmp_path: Path) -> None:
         f"HONNIN_TRUST_ANCHOR_FILES={ca / 'root.pem'}",
         "HONNIN_REVOCATION=crl",
         f"HONNIN_CRL_FILES={ca / 'crl.der'}",
+        "HONNIN_ACCEPT_TEST_CERTIFICATES=true",
     ]
     assert (ca / "root-key.pem").stat().st_mode & 0o777 == 0o600
     assert x509.load_der_x509_crl((ca / "crl.der").read_bytes()).next_update_utc is not None

@@ -53,6 +53,7 @@ def worker(tmp_path: Path, prefix: str, ca_dir: Path, n: int) -> tuple[subproces
         "HONNIN_RABBITMQ_QUEUE_PREFIX": prefix,
         "HONNIN_TRUST_ANCHOR_FILES": str(ca_dir / "root.pem"),
         "HONNIN_CRL_FILES": str(ca_dir / "crl.der"),
+        "HONNIN_ACCEPT_TEST_CERTIFICATES": "true",  # the development CA's test-environment policy
         "HONNIN_WORKER_ID": f"worker-{n}",
         "HONNIN_RELAY_IDLE_SECONDS": "0.05",
         "HONNIN_HTTP_ENABLED": "false",  # the events come over the broker here

@@ -1,0 +1,167 @@
+"""The fast path for JPKI's one-tier hierarchy: a signing certificate issued directly by an anchor.
+
+`check_card` is the CPU-bound part of one verification, a plain synchronous function over
+picklable inputs (`CardCheck`, `TrustAnchors`, a frozenset of policies) returning a picklable
+`CardCheckResult`, so it can run inline or in a worker process. It does what pyhanko-certvalidator
+does for such a path, with cryptography and each public-key operation once, in pyhanko's order:
+
+1. the certificate parses (33) and its key signed the challenge (50);
+2. the JPKI signing profile: the signing policy (34; the test-environment policy only when
+   accepted) and not a CA certificate (34);
+3. the issuer: same-named anchors, narrowed by authorityKeyIdentifier = subjectKeyIdentifier
+   (none: 30), the first whose signature on the certificate verifies (none: 31; MD5, SHA-1 and
+   RSA keys under 2048 bits never verify, as pyhanko's default policy);
+4. validity at the verification time with pyhanko's one-second tolerance (21 expired, 22 not yet);
+5. no critical extension beyond those pyhanko processes (31);
+6. key usage digitalSignature and nonRepudiation (32);
+7. the four facts are read for the identity step (a fault there is that step's 34, after
+   revocation, as on the reference path).
+
+What it returns on success is the revocation question (`RevocationQuery`); the index or the OCSP
+cache that answers it stays in the one process that holds it (`pipeline.RevocationStep`).
+Trust anchors themselves are not checked for validity, as in RFC 5280 §6.1 and pyhanko.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from cryptography import x509
+
+from adapters.ca_revocation import chain
+from adapters.ca_revocation.certificates import (
+    CODE_NOT_JPKI_SIGNING,
+    CertificateError,
+    identity_of,
+    load_certificate,
+)
+from adapters.ca_revocation.issuers import Issuer, TrustAnchors, certificate_signed_by, unknown_critical
+from adapters.ca_revocation.jpki import POLICY_SIGNING_TEST
+from adapters.ca_revocation.query import query_of
+from adapters.ca_revocation.signatures import verify_with_key
+from adapters.ca_revocation.status import TOLERANCE, RevocationQuery
+from orchestrator.identity import CardIdentity
+
+CODE_BAD_SIGNATURE = "50"
+TEST_POLICY_REFUSED = (
+    "a JPKI test-environment certificate (policy 1.2.392.200149.8.5.1.0.20): "
+    "accepted only with HONNIN_ACCEPT_TEST_CERTIFICATES=true"
+)
+
+
+@dataclass(frozen=True)
+class CardCheck:
+    """One verification's inputs, as bytes: what crosses into a worker process."""
+
+    certificate: bytes
+    signature: bytes
+    algorithm: str
+    challenge: bytes
+    at: datetime
+
+
+@dataclass(frozen=True)
+class CardCheckResult:
+    code: str
+    reason: str
+    query: RevocationQuery | None = None  # set when the checks passed
+    identity: CardIdentity | None = None
+    identity_error: tuple[str, str] | None = None  # (code, reason) for the identity step
+
+    @property
+    def ok(self) -> bool:
+        return self.code == chain.CODE_OK
+
+
+def _failed(code: str, reason: str) -> CardCheckResult:
+    return CardCheckResult(code, reason)
+
+
+def signing_profile(cert: x509.Certificate, policies: frozenset[str]) -> tuple[str, str] | None:
+    """Both paths check this first: the JPKI signing policy, and an end-entity certificate."""
+    try:
+        declared = {
+            policy.policy_identifier.dotted_string
+            for policy in cert.extensions.get_extension_for_class(x509.CertificatePolicies).value
+        }
+    except x509.ExtensionNotFound:
+        declared = set()
+    if not declared & policies:
+        if POLICY_SIGNING_TEST in declared:
+            return CODE_NOT_JPKI_SIGNING, TEST_POLICY_REFUSED
+        return CODE_NOT_JPKI_SIGNING, "not a JPKI signing certificate (certificate policy)"
+    try:
+        is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        is_ca = False
+    if is_ca:
+        return CODE_NOT_JPKI_SIGNING, "a CA certificate is not a signing certificate"
+    return None
+
+
+def authority_key_id(cert: x509.Certificate) -> bytes | None:
+    try:
+        return cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
+    except x509.ExtensionNotFound:
+        return None
+
+
+def check_card(check: CardCheck, anchors: TrustAnchors, policies: frozenset[str]) -> CardCheckResult:
+    """Everything but revocation, in the order of the module docstring; never raises on bad input."""
+    try:
+        cert = load_certificate(check.certificate)
+    except CertificateError as exc:
+        return _failed(exc.code, exc.message)
+    if not verify_with_key(cert.public_key(), check.challenge, check.signature, check.algorithm):
+        return _failed(CODE_BAD_SIGNATURE, "the signature is not over this registration's challenge")
+    problem = signing_profile(cert, policies)
+    if problem is not None:
+        return _failed(*problem)
+    candidates = anchors.named(cert.issuer, authority_key_id(cert))
+    if not candidates:
+        return _failed(
+            chain.CODE_UNTRUSTED, "no path leads from the certificate to a configured trust anchor"
+        )
+    issuer = next((each for each in candidates if _issued(cert, each)), None)
+    if issuer is None:
+        return _failed(chain.CODE_PATH_INVALID, "a certificate signature in the path does not verify")
+    return _after_issuer(cert, issuer, _aware(check.at))
+
+
+def _issued(cert: x509.Certificate, issuer: Issuer) -> bool:
+    return issuer.signs_certificates and certificate_signed_by(cert, issuer)
+
+
+def _after_issuer(cert: x509.Certificate, issuer: Issuer, at: datetime) -> CardCheckResult:
+    if at + TOLERANCE < cert.not_valid_before_utc:
+        return _failed(chain.CODE_NOT_YET_VALID, "the certificate was not yet valid at the validation time")
+    if at - TOLERANCE > cert.not_valid_after_utc:
+        return _failed(chain.CODE_EXPIRED, "the certificate had expired at the validation time")
+    if unknown_critical(cert):
+        return _failed(chain.CODE_PATH_INVALID, "the certificate path failed RFC 5280 validation")
+    try:
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+        signs = usage.digital_signature and usage.content_commitment
+    except x509.ExtensionNotFound:
+        signs = False
+    if not signs:
+        return _failed(
+            chain.CODE_KEY_USAGE, "the key usage does not allow signing (digitalSignature and nonRepudiation)"
+        )
+    try:
+        identity, identity_error = identity_of(cert), None
+    except CertificateError as exc:
+        identity, identity_error = None, (exc.code, exc.message)
+    return CardCheckResult(
+        chain.CODE_OK,
+        "the certificate is valid (revocation is checked next)",
+        query_of(cert, issuer.fingerprint),
+        identity,
+        identity_error,
+    )
+
+
+def _aware(at: datetime) -> datetime:
+    """Honnin's clock is UTC, so a naive time is taken as UTC (as on the reference path)."""
+    return at if at.utcoffset() is not None else at.replace(tzinfo=UTC)
