@@ -53,10 +53,11 @@ def fingerprint(der: bytes) -> str:
 
 
 def load_certificate(der: bytes) -> x509.Certificate:
-    """DER only, extensions parsed up front so later steps never meet a lazy parse error."""
+    """DER only, names, validity and extensions parsed up front so later steps never meet a lazy
+    parse error."""
     try:
         cert = x509.load_der_x509_certificate(der)
-        _ = cert.extensions
+        _ = (cert.issuer, cert.subject, cert.not_valid_before_utc, cert.not_valid_after_utc, cert.extensions)
     except Exception as exc:  # any library complaint about the bytes means the same thing here
         raise CertificateError("not a DER X.509 certificate", code=CODE_MALFORMED) from exc
     return cert

@@ -116,10 +116,16 @@ def relative_point(rdn: x509.RelativeDistinguishedName, issuer: x509.Name) -> by
 def verify_crl(data: bytes, issuers: TrustAnchors, *, source: str, keep_der: bool = True) -> VerifiedCrl:
     """Raises CrlRejectedError for anything but a CRL a configured issuer vouches for."""
     try:
-        crl = x509.load_der_x509_crl(data)
-        extensions = crl.extensions
-    except Exception as exc:  # ValueError, and cryptography's errors on unknown structures
+        return _verified(data, issuers, source=source, keep_der=keep_der)
+    except CrlRejectedError:
+        raise
+    except Exception as exc:  # cryptography parses lazily: a broken part surfaces when first read
         raise CrlRejectedError("not a DER CRL") from exc
+
+
+def _verified(data: bytes, issuers: TrustAnchors, *, source: str, keep_der: bool) -> VerifiedCrl:
+    crl = x509.load_der_x509_crl(data)
+    extensions = crl.extensions
     issuer = _signer(crl, extensions, issuers)
     scope = _scope(extensions, crl.issuer)
     return VerifiedCrl(
@@ -212,9 +218,7 @@ def _entries(crl: x509.CertificateRevocationList) -> dict[int, int]:
                     raise CrlRejectedError(f"unknown critical entry extension {extension.oid.dotted_string}")
             when = int(revoked.revocation_date_utc.timestamp())
             entries.setdefault(revoked.serial_number, (when << _REASON_BITS) | reason)
-    except CrlRejectedError:
-        raise
-    except Exception as exc:  # a malformed entry: the whole CRL is unusable
+    except KeyError as exc:  # a reason code outside RFC 5280's
         raise CrlRejectedError("an entry is malformed") from exc
     return entries
 
