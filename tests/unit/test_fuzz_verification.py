@@ -9,8 +9,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import HealthCheck, given, settings
 from cryptography.x509 import ocsp
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters.ca_revocation import jpki
