@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import unicodedata
 from collections.abc import Iterable
 from datetime import date
 
@@ -27,6 +26,7 @@ _CONTEXT_0_CONSTRUCTED = 0xA0
 _BIRTH_DATE = re.compile(r"([0-5])([0-9]{4})([0-9]{2})([0-9]{2})")
 _SEX = re.compile(r"[123]")
 _FLAGS = re.compile(r"[01]+")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # exactly Unicode's Cc (control) category
 _LABELS = {
     jpki.OID_NAME: "name",
     jpki.OID_NAME_SUBSTITUTED: "name substitute flags",
@@ -70,7 +70,13 @@ def parse_identity(cert_der: bytes) -> CardIdentity:
 
 def identity_of(cert: x509.Certificate) -> CardIdentity:
     """`parse_identity` for a certificate already loaded: the pipeline parses each one once."""
-    values = _identity_values(_other_names(cert))
+    return identity_from(_other_names(cert))
+
+
+def identity_from(other_names: Iterable[tuple[str, bytes]] | None) -> CardIdentity:
+    """The same checks whoever read the subjectAltName's (OID, value) pairs: cryptography or the
+    fast path's reader; None means there is no subjectAltName."""
+    values = _identity_values(other_names)
     for oid in (jpki.OID_NAME, jpki.OID_SEX, jpki.OID_BIRTH_DATE, jpki.OID_ADDRESS):
         if oid not in values:
             raise _not_jpki(f"{_LABELS[oid]} ({oid}): missing from subjectAltName")
@@ -164,7 +170,7 @@ def _text(oid: str, text: str) -> str:
     """Name and address: present and free of control characters (they end up in records)."""
     if not text.strip():
         raise _not_jpki(f"{_LABELS[oid]} ({oid}): empty")
-    if any(unicodedata.category(ch) == "Cc" for ch in text):
+    if _CONTROL.search(text):
         raise _not_jpki(f"{_LABELS[oid]} ({oid}): contains control characters")
     return text
 

@@ -3,7 +3,10 @@
 `check_card` is the CPU-bound part of one verification, a plain synchronous function over
 picklable inputs (`CardCheck`, `TrustAnchors`, a frozenset of policies) returning a picklable
 `CardCheckResult`, so it can run inline or in a worker process. It does what pyhanko-certvalidator
-does for such a path, with cryptography and each public-key operation once, in pyhanko's order:
+does for such a path, each public-key operation once, in pyhanko's order. cryptography reads the
+DER, the key, the signature and the validity; the extensions and names are read from the raw DER
+by `certview` (cryptography would build Python objects for them that cost more than both RSA
+verifications together):
 
 1. the certificate parses (33) and its key signed the challenge (50);
 2. the JPKI signing profile: the signing policy (34; the test-environment policy only when
@@ -24,6 +27,7 @@ Trust anchors themselves are not checked for validity, as in RFC 5280 §6.1 and 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -31,15 +35,15 @@ from cryptography import x509
 
 from adapters.ca_revocation import chain
 from adapters.ca_revocation.certificates import (
+    CODE_MALFORMED,
     CODE_NOT_JPKI_SIGNING,
     CertificateError,
-    identity_of,
-    load_certificate,
+    identity_from,
 )
-from adapters.ca_revocation.issuers import Issuer, TrustAnchors, certificate_signed_by, unknown_critical
-from adapters.ca_revocation.jpki import POLICY_SIGNING_TEST
-from adapters.ca_revocation.query import query_of
-from adapters.ca_revocation.signatures import verify_with_key
+from adapters.ca_revocation.certview import CertificateView, oid_content
+from adapters.ca_revocation.issuers import UNDERSTOOD_CRITICAL_CONTENTS, Issuer, TrustAnchors, signed_tbs_by
+from adapters.ca_revocation.jpki import IDENTITY_OIDS, POLICY_SIGNING_TEST
+from adapters.ca_revocation.signatures import public_key_of, verify_with_key
 from adapters.ca_revocation.status import TOLERANCE, RevocationQuery
 from orchestrator.identity import CardIdentity
 
@@ -107,56 +111,106 @@ def authority_key_id(cert: x509.Certificate) -> bytes | None:
         return None
 
 
+@dataclass(frozen=True)
+class _Read:
+    """Everything the checks look at, decoded up front so a malformed part is 33 before anything."""
+
+    view: CertificateView
+    key_usage: frozenset[int]
+    is_ca: bool
+    policies: set[bytes]
+    key_id: bytes | None
+    points: frozenset[bytes] | None
+    indirect: bool
+    other_names: list[tuple[str, bytes]] | None
+
+
+def _read(der: bytes) -> _Read:
+    """Raises CertificateError (33) for anything cryptography or the raw reader cannot read."""
+    try:
+        view = CertificateView(der)
+        _ = (view.cert.not_valid_before_utc, view.cert.not_valid_after_utc, view.cert.serial_number)
+        points, indirect = view.distribution_points()
+        return _Read(
+            view,
+            view.key_usage(),
+            view.is_ca(),
+            view.policies(),
+            view.authority_key_id(),
+            points,
+            indirect,
+            view.other_names(_IDENTITY_OIDS),
+        )
+    except Exception as exc:  # cryptography's ValueError, DerError, IndexError on missing parts
+        raise CertificateError("not a DER X.509 certificate", code=CODE_MALFORMED) from exc
+
+
+_IDENTITY_OIDS = {oid_content(oid): oid for oid in IDENTITY_OIDS}
+_TEST_POLICY = oid_content(POLICY_SIGNING_TEST)
+_SIGNS = frozenset({0, 1})  # digitalSignature, nonRepudiation
+
+
+@functools.lru_cache(maxsize=8)
+def _policy_contents(policies: frozenset[str]) -> frozenset[bytes]:
+    return frozenset(oid_content(policy) for policy in policies)
+
+
 def check_card(check: CardCheck, anchors: TrustAnchors, policies: frozenset[str]) -> CardCheckResult:
     """Everything but revocation, in the order of the module docstring; never raises on bad input."""
     try:
-        cert = load_certificate(check.certificate)
+        read = _read(check.certificate)
     except CertificateError as exc:
         return _failed(exc.code, exc.message)
-    if not verify_with_key(cert.public_key(), check.challenge, check.signature, check.algorithm):
+    cert = read.view.cert
+    if not verify_with_key(public_key_of(cert), check.challenge, check.signature, check.algorithm):
         return _failed(CODE_BAD_SIGNATURE, "the signature is not over this registration's challenge")
-    problem = signing_profile(cert, policies)
-    if problem is not None:
-        return _failed(*problem)
-    candidates = anchors.named(cert.issuer, authority_key_id(cert))
+    if not read.policies & _policy_contents(policies):
+        if _TEST_POLICY in read.policies:
+            return _failed(CODE_NOT_JPKI_SIGNING, TEST_POLICY_REFUSED)
+        return _failed(CODE_NOT_JPKI_SIGNING, "not a JPKI signing certificate (certificate policy)")
+    if read.is_ca:
+        return _failed(CODE_NOT_JPKI_SIGNING, "a CA certificate is not a signing certificate")
+    candidates = anchors.named_raw(read.view.issuer, read.key_id)
+    if candidates is None:  # spelt otherwise than any anchor's subject: compare parsed names
+        try:
+            candidates = anchors.named(cert.issuer, read.key_id)
+        except ValueError:
+            return _failed(CODE_MALFORMED, "not a DER X.509 certificate")
     if not candidates:
         return _failed(
             chain.CODE_UNTRUSTED, "no path leads from the certificate to a configured trust anchor"
         )
-    issuer = next((each for each in candidates if _issued(cert, each)), None)
+    issuer = next((each for each in candidates if _issued(read.view, each)), None)
     if issuer is None:
         return _failed(chain.CODE_PATH_INVALID, "a certificate signature in the path does not verify")
-    return _after_issuer(cert, issuer, _aware(check.at))
+    return _after_issuer(read, issuer, _aware(check.at))
 
 
-def _issued(cert: x509.Certificate, issuer: Issuer) -> bool:
-    return issuer.signs_certificates and certificate_signed_by(cert, issuer)
+def _issued(view: CertificateView, issuer: Issuer) -> bool:
+    return issuer.signs_certificates and signed_tbs_by(view.cert, view.tbs, issuer)
 
 
-def _after_issuer(cert: x509.Certificate, issuer: Issuer, at: datetime) -> CardCheckResult:
+def _after_issuer(read: _Read, issuer: Issuer, at: datetime) -> CardCheckResult:
+    cert = read.view.cert
     if at + TOLERANCE < cert.not_valid_before_utc:
         return _failed(chain.CODE_NOT_YET_VALID, "the certificate was not yet valid at the validation time")
     if at - TOLERANCE > cert.not_valid_after_utc:
         return _failed(chain.CODE_EXPIRED, "the certificate had expired at the validation time")
-    if unknown_critical(cert):
+    if read.view.critical_oids() - UNDERSTOOD_CRITICAL_CONTENTS:
         return _failed(chain.CODE_PATH_INVALID, "the certificate path failed RFC 5280 validation")
-    try:
-        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
-        signs = usage.digital_signature and usage.content_commitment
-    except x509.ExtensionNotFound:
-        signs = False
-    if not signs:
+    if not read.key_usage >= _SIGNS:
         return _failed(
             chain.CODE_KEY_USAGE, "the key usage does not allow signing (digitalSignature and nonRepudiation)"
         )
     try:
-        identity, identity_error = identity_of(cert), None
+        identity, identity_error = identity_from(read.other_names), None
     except CertificateError as exc:
         identity, identity_error = None, (exc.code, exc.message)
+    query = RevocationQuery(issuer.fingerprint, cert.serial_number, read.points, read.indirect, read.is_ca)
     return CardCheckResult(
         chain.CODE_OK,
         "the certificate is valid (revocation is checked next)",
-        query_of(cert, issuer.fingerprint),
+        query,
         identity,
         identity_error,
     )

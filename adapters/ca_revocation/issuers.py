@@ -21,6 +21,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, paddin
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import SignatureAlgorithmOID
 
+from adapters.ca_revocation.certview import oid_content, subject_of
+
 MIN_RSA_BITS = 2048
 # The critical extensions pyhanko-certvalidator processes (validate.SUPPORTED_EXTENSIONS): the fast
 # path refuses the same others, so both paths agree on "unknown critical extension" (31).
@@ -71,6 +73,7 @@ class Issuer:
 
     der: bytes
     fingerprint: bytes  # SHA-256 of the DER: how revocation data names its issuer
+    subject: bytes  # the raw subject Name DER, compared byte for byte with certificates' issuers
     cert: x509.Certificate
     key: CertificatePublicKeyTypes
     key_id: bytes | None  # subjectKeyIdentifier
@@ -88,6 +91,7 @@ class Issuer:
         return cls(
             der=der,
             fingerprint=hashlib.sha256(der).digest(),
+            subject=subject_of(der),
             cert=cert,
             key=cert.public_key(),
             key_id=key_id.digest if isinstance(key_id, x509.SubjectKeyIdentifier) else None,
@@ -124,6 +128,9 @@ class TrustAnchors:
         for issuer in self.issuers:
             self._by_subject.setdefault(issuer.cert.subject, []).append(issuer)
         self._by_fingerprint = {issuer.fingerprint: issuer for issuer in self.issuers}
+        self._by_raw_subject: dict[bytes, list[Issuer]] = {}
+        for issuer in self.issuers:
+            self._by_raw_subject.setdefault(issuer.subject, []).append(issuer)
 
     def __getstate__(self) -> tuple[bytes, ...]:
         return self._ders
@@ -144,10 +151,37 @@ class TrustAnchors:
 
     def named(self, name: x509.Name, key_id: bytes | None) -> list[Issuer]:
         """Same-named issuers, narrowed to the one key the authorityKeyIdentifier names, if any."""
-        found = self._by_subject.get(name, [])
-        if key_id is None:
-            return list(found)
-        return [issuer for issuer in found if issuer.key_id == key_id]
+        return _with_key(self._by_subject.get(name, []), key_id)
+
+    def named_raw(self, name: bytes, key_id: bytes | None) -> list[Issuer] | None:
+        """`named` by the issuer's DER bytes (no Name objects); None when no anchor's subject has
+        those bytes, and the caller compares names as cryptography does."""
+        found = self._by_raw_subject.get(name)
+        return None if found is None else _with_key(found, key_id)
+
+
+def _with_key(found: list[Issuer], key_id: bytes | None) -> list[Issuer]:
+    return list(found) if key_id is None else [issuer for issuer in found if issuer.key_id == key_id]
+
+
+UNDERSTOOD_CRITICAL_CONTENTS = frozenset(oid_content(oid.dotted_string) for oid in UNDERSTOOD_CRITICAL)
+_RSA_SHA256 = SignatureAlgorithmOID.RSA_WITH_SHA256
+_PKCS1V15 = padding.PKCS1v15()
+_SHA256 = hashes.SHA256()
+
+
+def signed_tbs_by(cert: x509.Certificate, tbs: bytes, issuer: Issuer) -> bool:
+    """`certificate_signed_by` with the signed bytes already sliced, and JPKI's algorithm
+    (sha256WithRSAEncryption) taken without building its parameter objects."""
+    if cert.signature_algorithm_oid != _RSA_SHA256 or not isinstance(issuer.key, rsa.RSAPublicKey):
+        return certificate_signed_by(cert, issuer)
+    if issuer.key.key_size < MIN_RSA_BITS:
+        return False
+    try:
+        issuer.key.verify(cert.signature, tbs, _PKCS1V15, _SHA256)
+    except Exception:  # InvalidSignature: not issued by this key
+        return False
+    return True
 
 
 def unknown_critical(cert: x509.Certificate) -> list[str]:

@@ -50,7 +50,7 @@ from adapters.ca_revocation.revocation import (
     RevocationSourceRejectedError,
     RevocationUnavailableError,
 )
-from adapters.ca_revocation.signatures import verify_with_key
+from adapters.ca_revocation.signatures import public_key_of, verify_with_key
 from adapters.ca_revocation.status import RevocationQuery, RevocationStatus
 from orchestrator.identity import CardIdentity, match
 from orchestrator.messages import CODE_IDENTITY_MISMATCH
@@ -144,7 +144,7 @@ class SignatureStep:
 
     async def check(self, subject: Subject, work: Work) -> Verdict | None:
         if not verify_with_key(
-            work.cert.public_key(), subject.challenge, subject.signature, subject.algorithm
+            public_key_of(work.cert), subject.challenge, subject.signature, subject.algorithm
         ):
             return fail(CODE_BAD_SIGNATURE, "the signature is not over this registration's challenge")
         return None

@@ -23,6 +23,14 @@ def public_key_der_of(cert: x509.Certificate) -> bytes:
         return b""
 
 
+def public_key_of(cert: x509.Certificate) -> object | None:
+    """The certificate's key, or None when cryptography cannot use it (that never verifies)."""
+    try:
+        return cert.public_key()
+    except Exception:  # an unsupported or broken key: the signature step fails, it does not crash
+        return None
+
+
 def verify_signature(public_key_der: bytes, data: bytes, signature: bytes, algorithm: str) -> bool:
     """True only for a valid signature by this key with this algorithm; False for anything else."""
     try:
