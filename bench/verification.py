@@ -29,6 +29,7 @@ import gc
 import os
 import pstats
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -179,7 +180,8 @@ async def pipeline_rate(settings: Settings, subject: Subject, n: int) -> tuple[f
 
 def memory_per_million(ca: DevCA, path: Path) -> tuple[float, float]:
     """MB kept per million entries: tracemalloc over loading a 100,000-entry CRL (what stays
-    allocated once its DER is dropped), and the RSS growth of loading the big one."""
+    allocated once its DER is dropped), and the RSS growth of loading the big one in a fresh
+    process (this one's allocator keeps what the pipeline cases freed)."""
     anchors = TrustAnchors([ca.der])
     sample = bulk_crl(ca, entries(100_000, 1), this_update=datetime.now(UTC), next_update=VALID_FOR)
     gc.collect()
@@ -190,14 +192,25 @@ def memory_per_million(ca: DevCA, path: Path) -> tuple[float, float]:
     traced = tracemalloc.get_traced_memory()[0] / len(small)
     tracemalloc.stop()
     del small
-    der = path.read_bytes()
+    fresh = subprocess.run(
+        [sys.executable, __file__, "--rss-of", str(path), "--cache", str(path.parent)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return traced, float(fresh.stdout.split()[-1])  # bytes per entry = MB per million
+
+
+def rss_per_entry(path: Path, cache: Path) -> float:
+    """Loads one CRL in this (fresh) process: RSS growth per entry, the DER read and dropped."""
+    anchors = TrustAnchors([DevCA.load(cache).der])
     gc.collect()
-    rss_before = _rss()
+    before = _rss()
+    der = path.read_bytes()
     crl = verify_crl(der, anchors, source=path.name, keep_der=False)
     del der
     gc.collect()
-    rss = (_rss() - rss_before) / len(crl)
-    return traced, rss  # bytes per entry = MB per million
+    return (_rss() - before) / len(crl)
 
 
 def _rss() -> int:
@@ -215,6 +228,9 @@ def profile(settings: Settings, subject: Subject, n: int) -> None:
 
 def main(args: argparse.Namespace) -> None:
     cache = Path(args.cache)
+    if args.rss_of:
+        print(rss_per_entry(Path(args.rss_of), cache))
+        return
     print(f"start: {load()}")
     ca = the_ca(cache)
     card = ca.issue(Person(), now=datetime.now(UTC))
@@ -266,4 +282,7 @@ if __name__ == "__main__":
     parser.add_argument("--partition-entries", type=int, default=1000)
     parser.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "honnin-bench-crl"))
     parser.add_argument("--profile", action="store_true", help="profile the 10-entry case afterwards")
+    parser.add_argument(
+        "--rss-of", default=None, help=argparse.SUPPRESS
+    )  # the fresh process of memory_per_million
     main(parser.parse_args())

@@ -78,7 +78,7 @@ def revocation_source(settings: Settings, clock: Clock) -> RevocationSource | No
     return CrlFileSource(
         settings.crl_files,
         clock=clock,
-        issuers=TrustAnchors(trust_anchors(settings) + intermediates(settings)),
+        issuers=_issuers(trust_anchors(settings) + intermediates(settings)),
         refresh_seconds=settings.crl_refresh_seconds,
         keep_der=not uses_fast_path(settings),  # only pyhanko reads the DER again
     )
@@ -105,11 +105,19 @@ def pipeline(
             anchors, revocation=revocation, intermediates=intermediates(settings), policies=policies
         )
         return Pipeline([SignatureStep(), chain, IdentityStep()])
-    issuers = TrustAnchors(anchors)
+    issuers = _issuers(anchors)
     steps: list[Step] = [CardCheckStep(issuers, policies=policies, run=run)]
     if revocation is not None:
         steps.append(RevocationStep(revocation, issuers))
     return Pipeline([*steps, IdentityStep()])
+
+
+def _issuers(ders: list[bytes]) -> TrustAnchors:
+    """Parsed once, here; a certificate cryptography cannot use stops start-up with the reason."""
+    try:
+        return TrustAnchors(ders)
+    except ValueError as exc:
+        raise ConfigurationError(f"a trust anchor or intermediate cannot be used: {exc}") from exc
 
 
 def warn_missing_generations(
