@@ -92,166 +92,186 @@ OID_AUTHORITY_KEY_ID = oid_content("2.5.29.35")
 OID_SUBJECT_ALT_NAME = oid_content("2.5.29.17")
 
 
-class CertificateView:
-    """One certificate: `cert` for key, signature, serial and validity; raw DER for the rest."""
+class CardFields:
+    """What the fast path judges of one certificate, read in one pass over its DER."""
 
-    __slots__ = ("cert", "der", "extensions", "issuer", "tbs")
+    __slots__ = (
+        "authority_key_id",
+        "cert",
+        "critical",
+        "indirect",
+        "is_ca",
+        "issuer",
+        "key_usage",
+        "other_names",
+        "points",
+        "policies",
+        "tbs",
+    )
 
-    def __init__(self, data: bytes) -> None:
-        """Raises ValueError (cryptography's) or DerError for bytes that are not a certificate."""
-        self.der = data
-        self.cert = x509.load_der_x509_certificate(data)
-        size = len(data)
-        tag, start, end = header(data, 0, size)
-        if tag != SEQUENCE or end != size:
-            raise DerError("not one certificate")
-        _, tbs_start, tbs_end = header(data, start, end)
-        self.tbs = data[start:tbs_end]
-        fields = children(data, tbs_start, tbs_end)
-        if fields[0][0] == 0xA0:
-            fields = fields[1:]  # the explicit version
-        issuer = fields[2]
-        self.issuer = tlv(SEQUENCE, data[issuer[1] : issuer[2]])
-        self.extensions: dict[bytes, tuple[bool, int, int]] = {}
-        for tag, field_start, field_end in fields[6:]:
-            if tag == 0xA3:
-                self._read_extensions(data, header(data, field_start, field_end))
+    def __init__(self, cert: x509.Certificate, tbs: bytes, issuer: bytes) -> None:
+        self.cert = cert
+        self.tbs = tbs  # the signed bytes, sliced from the DER (cryptography would re-serialise them)
+        self.issuer = issuer  # DER of the issuer Name
+        self.key_usage = 0  # bit mask, bit 0 = digitalSignature ... (none without the extension)
+        self.is_ca = False
+        self.policies: set[bytes] = set()  # OID contents
+        self.authority_key_id: bytes | None = None
+        self.points: frozenset[bytes] | None = frozenset({issuer})  # RFC 5280: no extension, the issuer
+        self.indirect = False
+        self.other_names: list[tuple[str, bytes]] | None = None  # None: no subjectAltName
+        self.critical: set[bytes] = set()  # OID contents of the critical extensions
 
-    def _read_extensions(self, data: bytes, extensions: Span) -> None:
-        for _, start, end in children(data, extensions[1], extensions[2]):
-            parts = children(data, start, end)
-            critical = False
-            if len(parts) == 3 and parts[1][0] == BOOLEAN:
-                _, flag_start, flag_end = parts[1]
-                if flag_end - flag_start != 1 or data[flag_start] not in (0x00, 0xFF):
-                    raise DerError("not a DER BOOLEAN")
-                critical = data[flag_start] == 0xFF
-            elif len(parts) != 2:
-                raise DerError("not an Extension")
-            (oid_tag, oid_start, oid_end), (tag, value_start, value_end) = parts[0], parts[-1]
-            oid = data[oid_start:oid_end]
-            if oid_tag != OID or tag != 0x04 or oid in self.extensions:
-                raise DerError("not an Extension, or one that appears twice")
-            self.extensions[oid] = (critical, value_start, value_end)
 
-    def _value(self, oid: bytes) -> Span | None:
-        found = self.extensions.get(oid)
-        if found is None:
-            return None
-        span = header(self.der, found[1], found[2])
-        if span[2] != found[2]:
-            raise DerError("trailing bytes in an extension value")
-        return span
+def read_fields(data: bytes, wanted_other_names: dict[bytes, str]) -> CardFields:
+    """Raises ValueError (cryptography's) or DerError for bytes that are not a certificate.
 
-    def key_usage(self) -> frozenset[int]:
-        """The bits set (0 digitalSignature, 1 nonRepudiation, 5 keyCertSign, 6 cRLSign); none without it."""
-        span = self._value(OID_KEY_USAGE)
-        if span is None:
-            return frozenset()
-        data, (tag, start, end) = self.der, span
-        if tag != BIT_STRING or end == start or data[start] > 7:
-            raise DerError("keyUsage is not a BIT STRING")
-        return frozenset(
-            index * 8 + bit
-            for index, byte in enumerate(data[start + 1 : end])
-            for bit in range(8)
-            if byte & (0x80 >> bit)
-        )
+    `wanted_other_names` maps the otherName types to keep (OID contents) to their dotted form."""
+    cert = x509.load_der_x509_certificate(data)
+    size = len(data)
+    tag, start, end = header(data, 0, size)
+    if tag != SEQUENCE or end != size:
+        raise DerError("not one certificate")
+    _, tbs_start, tbs_end = header(data, start, end)
+    fields = children(data, tbs_start, tbs_end)
+    if fields[0][0] == 0xA0:
+        fields = fields[1:]  # the explicit version
+    issuer = fields[2]
+    read = CardFields(cert, data[start:tbs_end], tlv(SEQUENCE, data[issuer[1] : issuer[2]]))
+    seen: set[bytes] = set()
+    for tag, field_start, field_end in fields[6:]:
+        if tag != 0xA3:
+            continue
+        _, list_start, list_end = header(data, field_start, field_end)
+        for _, ext_start, ext_end in children(data, list_start, list_end):
+            oid, critical, value = _extension(data, ext_start, ext_end)
+            if oid in seen:
+                raise DerError("an extension appears twice")
+            seen.add(oid)
+            if critical:
+                read.critical.add(oid)
+            decode = _DECODERS.get(oid)
+            if decode is not None:
+                value_span = header(data, value[0], value[1])
+                if value_span[2] != value[1]:
+                    raise DerError("trailing bytes in an extension value")
+                decode(read, data, value_span, wanted_other_names)
+    return read
 
-    def is_ca(self) -> bool:
-        span = self._value(OID_BASIC_CONSTRAINTS)
-        if span is None:
-            return False
-        if span[0] != SEQUENCE:
-            raise DerError("basicConstraints is not a SEQUENCE")
-        inner = children(self.der, span[1], span[2])
-        if not inner or inner[0][0] != BOOLEAN:
-            return False
-        _, start, end = inner[0]
-        if end - start != 1 or self.der[start] not in (0x00, 0xFF):
+
+def _extension(data: bytes, start: int, end: int) -> tuple[bytes, bool, tuple[int, int]]:
+    parts = children(data, start, end)
+    critical = False
+    if len(parts) == 3 and parts[1][0] == BOOLEAN:
+        _, flag_start, flag_end = parts[1]
+        if flag_end - flag_start != 1 or data[flag_start] not in (0x00, 0xFF):
             raise DerError("not a DER BOOLEAN")
-        return self.der[start] == 0xFF
+        critical = data[flag_start] == 0xFF
+    elif len(parts) != 2:
+        raise DerError("not an Extension")
+    (oid_tag, oid_start, oid_end), (tag, value_start, value_end) = parts[0], parts[-1]
+    if oid_tag != OID or tag != 0x04:
+        raise DerError("not an Extension")
+    return data[oid_start:oid_end], critical, (value_start, value_end)
 
-    def policies(self) -> set[bytes]:
-        span = self._value(OID_CERTIFICATE_POLICIES)
-        found: set[bytes] = set()
-        if span is None:
-            return found
-        for tag, start, end in children(self.der, span[1], span[2]):
-            first = header(self.der, start, end)
-            if tag != SEQUENCE or first[0] != OID:
-                raise DerError("policyInformation without a policy OID")
-            found.add(self.der[first[1] : first[2]])
-        return found
 
-    def authority_key_id(self) -> bytes | None:
-        span = self._value(OID_AUTHORITY_KEY_ID)
-        if span is None:
-            return None
-        if span[0] != SEQUENCE:
-            raise DerError("authorityKeyIdentifier is not a SEQUENCE")
-        for tag, start, end in children(self.der, span[1], span[2]):
-            if tag == 0x80:
-                return self.der[start:end]
-        return None
+def _key_usage(read: CardFields, data: bytes, span: Span, _wanted: dict[bytes, str]) -> None:
+    tag, start, end = span
+    if tag != BIT_STRING or end == start or data[start] > 7:
+        raise DerError("keyUsage is not a BIT STRING")
+    mask = 0
+    for index, byte in enumerate(data[start + 1 : end]):
+        for bit in range(8):
+            if byte & (0x80 >> bit):
+                mask |= 1 << (index * 8 + bit)
+    read.key_usage = mask
 
-    def distribution_points(self) -> tuple[frozenset[bytes] | None, bool]:
-        """(the names CRLs may be filed under, whether a point wants an indirect CRL), as `query`."""
-        span = self._value(OID_CRL_DISTRIBUTION_POINTS)
-        if span is None:
-            return frozenset({self.issuer}), False
-        data = self.der
-        names: set[bytes] = set()
-        named = indirect = False
-        for _, point_start, point_end in children(data, span[1], span[2]):
-            for tag, start, end in children(data, point_start, point_end):
-                if tag == 0xA0:  # distributionPoint
-                    named = True
-                    names |= self._point_names(header(data, start, end))
-                elif tag == 0xA2:  # cRLIssuer
-                    indirect = True
-        return (frozenset(names) if named else None), indirect
 
-    def _point_names(self, name: Span) -> set[bytes]:
-        data, (tag, start, end) = self.der, name
-        if tag == 0xA0:  # fullName
-            keys = set()
-            for general, general_start, general_end in children(data, start, end):
-                if general == DIRECTORY_NAME:
-                    inner = header(data, general_start, general_end)
-                    keys.add(tlv(SEQUENCE, data[inner[1] : inner[2]]))
-                elif general == URI:
-                    keys.add(b"uri:" + data[general_start:general_end])
-            return keys
-        if tag == 0xA1:  # nameRelativeToCRLIssuer
-            _, issuer_start, issuer_end = header(self.issuer, 0, len(self.issuer))
-            return {tlv(SEQUENCE, self.issuer[issuer_start:issuer_end] + tlv(SET, data[start:end]))}
-        raise DerError("distributionPointName is neither fullName nor a relative name")
+def _basic_constraints(read: CardFields, data: bytes, span: Span, _wanted: dict[bytes, str]) -> None:
+    if span[0] != SEQUENCE:
+        raise DerError("basicConstraints is not a SEQUENCE")
+    inner = children(data, span[1], span[2])
+    if inner and inner[0][0] == BOOLEAN:
+        _, start, end = inner[0]
+        if end - start != 1 or data[start] not in (0x00, 0xFF):
+            raise DerError("not a DER BOOLEAN")
+        read.is_ca = data[start] == 0xFF
 
-    def other_names(self, wanted: dict[bytes, str]) -> list[tuple[str, bytes]] | None:
-        """subjectAltName otherNames whose type is `wanted` (OID contents → dotted), as (dotted, the
-        value inside [0] EXPLICIT) — what cryptography's OtherName gives; None without the extension."""
-        span = self._value(OID_SUBJECT_ALT_NAME)
-        if span is None:
-            return None
-        data = self.der
-        pairs = []
-        for tag, start, end in children(data, span[1], span[2]):
-            if tag != OTHER_NAME:
-                continue
-            parts = children(data, start, end)
-            if len(parts) != 2 or parts[0][0] != OID or parts[1][0] != 0xA0:
-                raise DerError("otherName is not (OID, [0] value)")
-            (_, oid_start, oid_end), (_, wrap_start, wrap_end) = parts
-            dotted = wanted.get(data[oid_start:oid_end])
-            if dotted is not None:
-                if len(children(data, wrap_start, wrap_end)) != 1:
-                    raise DerError("an otherName value is not one element")
-                pairs.append((dotted, data[wrap_start:wrap_end]))
-        return pairs
 
-    def critical_oids(self) -> set[bytes]:
-        return {oid for oid, (critical, _, _) in self.extensions.items() if critical}
+def _policies(read: CardFields, data: bytes, span: Span, _wanted: dict[bytes, str]) -> None:
+    for tag, start, end in children(data, span[1], span[2]):
+        first = header(data, start, end)
+        if tag != SEQUENCE or first[0] != OID:
+            raise DerError("policyInformation without a policy OID")
+        read.policies.add(data[first[1] : first[2]])
+
+
+def _authority_key_id(read: CardFields, data: bytes, span: Span, _wanted: dict[bytes, str]) -> None:
+    if span[0] != SEQUENCE:
+        raise DerError("authorityKeyIdentifier is not a SEQUENCE")
+    for tag, start, end in children(data, span[1], span[2]):
+        if tag == 0x80:
+            read.authority_key_id = data[start:end]
+
+
+def _distribution_points(read: CardFields, data: bytes, span: Span, _wanted: dict[bytes, str]) -> None:
+    """The names CRLs may be filed under; a point without a name matches any (as `query`)."""
+    names: set[bytes] = set()
+    named = False
+    for _, point_start, point_end in children(data, span[1], span[2]):
+        for tag, start, end in children(data, point_start, point_end):
+            if tag == 0xA0:  # distributionPoint
+                named = True
+                names |= _point_names(read, data, header(data, start, end))
+            elif tag == 0xA2:  # cRLIssuer
+                read.indirect = True
+    read.points = frozenset(names) if named else None
+
+
+def _point_names(read: CardFields, data: bytes, name: Span) -> set[bytes]:
+    tag, start, end = name
+    if tag == 0xA0:  # fullName
+        keys = set()
+        for general, general_start, general_end in children(data, start, end):
+            if general == DIRECTORY_NAME:
+                inner = header(data, general_start, general_end)
+                keys.add(tlv(SEQUENCE, data[inner[1] : inner[2]]))
+            elif general == URI:
+                keys.add(b"uri:" + data[general_start:general_end])
+        return keys
+    if tag == 0xA1:  # nameRelativeToCRLIssuer
+        _, issuer_start, issuer_end = header(read.issuer, 0, len(read.issuer))
+        return {tlv(SEQUENCE, read.issuer[issuer_start:issuer_end] + tlv(SET, data[start:end]))}
+    raise DerError("distributionPointName is neither fullName nor a relative name")
+
+
+def _other_names(read: CardFields, data: bytes, span: Span, wanted: dict[bytes, str]) -> None:
+    """(dotted OID, the value inside [0] EXPLICIT) of the wanted otherNames: what cryptography's
+    OtherName gives."""
+    pairs = []
+    for tag, start, end in children(data, span[1], span[2]):
+        if tag != OTHER_NAME:
+            continue
+        parts = children(data, start, end)
+        if len(parts) != 2 or parts[0][0] != OID or parts[1][0] != 0xA0:
+            raise DerError("otherName is not (OID, [0] value)")
+        (_, oid_start, oid_end), (_, wrap_start, wrap_end) = parts
+        dotted = wanted.get(data[oid_start:oid_end])
+        if dotted is not None:
+            if len(children(data, wrap_start, wrap_end)) != 1:
+                raise DerError("an otherName value is not one element")
+            pairs.append((dotted, data[wrap_start:wrap_end]))
+    read.other_names = pairs
+
+
+_DECODERS = {
+    OID_KEY_USAGE: _key_usage,
+    OID_BASIC_CONSTRAINTS: _basic_constraints,
+    OID_CERTIFICATE_POLICIES: _policies,
+    OID_AUTHORITY_KEY_ID: _authority_key_id,
+    OID_CRL_DISTRIBUTION_POINTS: _distribution_points,
+    OID_SUBJECT_ALT_NAME: _other_names,
+}
 
 
 def subject_of(data: bytes) -> bytes:

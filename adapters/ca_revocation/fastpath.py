@@ -40,7 +40,7 @@ from adapters.ca_revocation.certificates import (
     CertificateError,
     identity_from,
 )
-from adapters.ca_revocation.certview import CertificateView, oid_content
+from adapters.ca_revocation.certview import CardFields, oid_content, read_fields
 from adapters.ca_revocation.issuers import UNDERSTOOD_CRITICAL_CONTENTS, Issuer, TrustAnchors, signed_tbs_by
 from adapters.ca_revocation.jpki import IDENTITY_OIDS, POLICY_SIGNING_TEST
 from adapters.ca_revocation.signatures import public_key_of, verify_with_key
@@ -111,43 +111,19 @@ def authority_key_id(cert: x509.Certificate) -> bytes | None:
         return None
 
 
-@dataclass(frozen=True)
-class _Read:
-    """Everything the checks look at, decoded up front so a malformed part is 33 before anything."""
-
-    view: CertificateView
-    key_usage: frozenset[int]
-    is_ca: bool
-    policies: set[bytes]
-    key_id: bytes | None
-    points: frozenset[bytes] | None
-    indirect: bool
-    other_names: list[tuple[str, bytes]] | None
-
-
-def _read(der: bytes) -> _Read:
+def _read(der: bytes) -> CardFields:
     """Raises CertificateError (33) for anything cryptography or the raw reader cannot read."""
     try:
-        view = CertificateView(der)
-        _ = (view.cert.not_valid_before_utc, view.cert.not_valid_after_utc, view.cert.serial_number)
-        points, indirect = view.distribution_points()
-        return _Read(
-            view,
-            view.key_usage(),
-            view.is_ca(),
-            view.policies(),
-            view.authority_key_id(),
-            points,
-            indirect,
-            view.other_names(_IDENTITY_OIDS),
-        )
+        read = read_fields(der, _IDENTITY_OIDS)
+        _ = (read.cert.not_valid_before_utc, read.cert.not_valid_after_utc, read.cert.serial_number)
     except Exception as exc:  # cryptography's ValueError, DerError, IndexError on missing parts
         raise CertificateError("not a DER X.509 certificate", code=CODE_MALFORMED) from exc
+    return read
 
 
 _IDENTITY_OIDS = {oid_content(oid): oid for oid in IDENTITY_OIDS}
 _TEST_POLICY = oid_content(POLICY_SIGNING_TEST)
-_SIGNS = frozenset({0, 1})  # digitalSignature, nonRepudiation
+_SIGNS = 0b11  # digitalSignature (bit 0) and nonRepudiation (bit 1)
 
 
 @functools.lru_cache(maxsize=8)
@@ -161,7 +137,7 @@ def check_card(check: CardCheck, anchors: TrustAnchors, policies: frozenset[str]
         read = _read(check.certificate)
     except CertificateError as exc:
         return _failed(exc.code, exc.message)
-    cert = read.view.cert
+    cert = read.cert
     if not verify_with_key(public_key_of(cert), check.challenge, check.signature, check.algorithm):
         return _failed(CODE_BAD_SIGNATURE, "the signature is not over this registration's challenge")
     if not read.policies & _policy_contents(policies):
@@ -170,35 +146,35 @@ def check_card(check: CardCheck, anchors: TrustAnchors, policies: frozenset[str]
         return _failed(CODE_NOT_JPKI_SIGNING, "not a JPKI signing certificate (certificate policy)")
     if read.is_ca:
         return _failed(CODE_NOT_JPKI_SIGNING, "a CA certificate is not a signing certificate")
-    candidates = anchors.named_raw(read.view.issuer, read.key_id)
+    candidates = anchors.named_raw(read.issuer, read.authority_key_id)
     if candidates is None:  # spelt otherwise than any anchor's subject: compare parsed names
         try:
-            candidates = anchors.named(cert.issuer, read.key_id)
+            candidates = anchors.named(cert.issuer, read.authority_key_id)
         except ValueError:
             return _failed(CODE_MALFORMED, "not a DER X.509 certificate")
     if not candidates:
         return _failed(
             chain.CODE_UNTRUSTED, "no path leads from the certificate to a configured trust anchor"
         )
-    issuer = next((each for each in candidates if _issued(read.view, each)), None)
+    issuer = next((each for each in candidates if _issued(read, each)), None)
     if issuer is None:
         return _failed(chain.CODE_PATH_INVALID, "a certificate signature in the path does not verify")
     return _after_issuer(read, issuer, _aware(check.at))
 
 
-def _issued(view: CertificateView, issuer: Issuer) -> bool:
-    return issuer.signs_certificates and signed_tbs_by(view.cert, view.tbs, issuer)
+def _issued(read: CardFields, issuer: Issuer) -> bool:
+    return issuer.signs_certificates and signed_tbs_by(read.cert, read.tbs, issuer)
 
 
-def _after_issuer(read: _Read, issuer: Issuer, at: datetime) -> CardCheckResult:
-    cert = read.view.cert
+def _after_issuer(read: CardFields, issuer: Issuer, at: datetime) -> CardCheckResult:
+    cert = read.cert
     if at + TOLERANCE < cert.not_valid_before_utc:
         return _failed(chain.CODE_NOT_YET_VALID, "the certificate was not yet valid at the validation time")
     if at - TOLERANCE > cert.not_valid_after_utc:
         return _failed(chain.CODE_EXPIRED, "the certificate had expired at the validation time")
-    if read.view.critical_oids() - UNDERSTOOD_CRITICAL_CONTENTS:
+    if read.critical - UNDERSTOOD_CRITICAL_CONTENTS:
         return _failed(chain.CODE_PATH_INVALID, "the certificate path failed RFC 5280 validation")
-    if not read.key_usage >= _SIGNS:
+    if read.key_usage & _SIGNS != _SIGNS:
         return _failed(
             chain.CODE_KEY_USAGE, "the key usage does not allow signing (digitalSignature and nonRepudiation)"
         )

@@ -17,6 +17,7 @@ A differential test runs both over the same corpus and they must agree on every 
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -340,6 +341,7 @@ class Pipeline:
         return _decided(Verdict("pass", "ok", "every check passed"), "all", print_)
 
 
+@functools.lru_cache(maxsize=512)
 def _safe(reason: str) -> str:
     """Reasons travel in events and history: short, and never a 12-digit run."""
     return mask_individual_numbers(reason)[:REASON_LIMIT]

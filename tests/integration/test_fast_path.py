@@ -125,6 +125,13 @@ def corpus(pki: Pki) -> list[Case]:
         Case("not yet valid", issue(pki, not_before=NOW + timedelta(days=1)), "22", [clean_crl(pki)]),
         Case("digitalSignature only", issue(pki, key_usage=("digital_signature",)), "32", [clean_crl(pki)]),
         Case("nonRepudiation only", issue(pki, key_usage=("content_commitment",)), "32", [clean_crl(pki)]),
+        Case(
+            "digitalSignature and keyEncipherment",
+            issue(pki, key_usage=("digital_signature", "key_encipherment")),
+            "32",
+            [clean_crl(pki)],
+        ),
+        Case("no key usage at all", issue(pki, key_usage=()), "32", [clean_crl(pki)]),
         Case("another policy", issue(pki, policy="1.2.392.200149.8.5.1.3.30"), "34", [clean_crl(pki)]),
         Case("test policy in production", good, "34", [clean_crl(pki)], policies=jpki.SIGNING_POLICIES),
         Case("production policy", issue(pki, policy=jpki.POLICY_SIGNING), "ok", [clean_crl(pki)]),
