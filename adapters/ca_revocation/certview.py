@@ -106,12 +106,16 @@ class CardFields:
         "other_names",
         "points",
         "policies",
+        "signature",
+        "signature_algorithm",
         "tbs",
     )
 
     def __init__(self, cert: x509.Certificate, tbs: bytes, issuer: bytes) -> None:
         self.cert = cert
         self.tbs = tbs  # the signed bytes, sliced from the DER (cryptography would re-serialise them)
+        self.signature_algorithm = b""  # the AlgorithmIdentifier DER, when the outer and signed ones agree
+        self.signature = b""  # the signature BIT STRING's bits
         self.issuer = issuer  # DER of the issuer Name
         self.key_usage = 0  # bit mask, bit 0 = digitalSignature ... (none without the extension)
         self.is_ca = False
@@ -138,6 +142,13 @@ def read_fields(data: bytes, wanted_other_names: dict[bytes, str]) -> CardFields
         fields = fields[1:]  # the explicit version
     issuer = fields[2]
     read = CardFields(cert, data[start:tbs_end], tlv(SEQUENCE, data[issuer[1] : issuer[2]]))
+    outer = children(data, tbs_end, end)
+    if len(outer) != 2 or outer[1][0] != BIT_STRING or outer[1][2] - outer[1][1] < 2:
+        raise DerError("not signatureAlgorithm and signatureValue")
+    algorithm = data[outer[0][1] : outer[0][2]]
+    if algorithm == data[fields[1][1] : fields[1][2]]:
+        read.signature_algorithm = algorithm
+    read.signature = data[outer[1][1] + 1 : outer[1][2]]
     seen: set[bytes] = set()
     for tag, field_start, field_end in fields[6:]:
         if tag != 0xA3:
@@ -257,9 +268,7 @@ def _other_names(read: CardFields, data: bytes, span: Span, wanted: dict[bytes, 
             raise DerError("otherName is not (OID, [0] value)")
         (_, oid_start, oid_end), (_, wrap_start, wrap_end) = parts
         dotted = wanted.get(data[oid_start:oid_end])
-        if dotted is not None:
-            if len(children(data, wrap_start, wrap_end)) != 1:
-                raise DerError("an otherName value is not one element")
+        if dotted is not None:  # the identity checks hold the value to one DER UTF8String
             pairs.append((dotted, data[wrap_start:wrap_end]))
     read.other_names = pairs
 

@@ -163,7 +163,9 @@ def check_card(check: CardCheck, anchors: TrustAnchors, policies: frozenset[str]
 
 
 def _issued(read: CardFields, issuer: Issuer) -> bool:
-    return issuer.signs_certificates and signed_tbs_by(read.cert, read.tbs, issuer)
+    return issuer.signs_certificates and signed_tbs_by(
+        read.cert, read.tbs, read.signature_algorithm, read.signature, issuer
+    )
 
 
 def _after_issuer(read: CardFields, issuer: Issuer, at: datetime) -> CardCheckResult:

@@ -165,20 +165,24 @@ def _with_key(found: list[Issuer], key_id: bytes | None) -> list[Issuer]:
 
 
 UNDERSTOOD_CRITICAL_CONTENTS = frozenset(oid_content(oid.dotted_string) for oid in UNDERSTOOD_CRITICAL)
-_RSA_SHA256 = SignatureAlgorithmOID.RSA_WITH_SHA256
+SHA256_WITH_RSA = bytes.fromhex("06092a864886f70d01010b0500")  # AlgorithmIdentifier contents, NULL params
 _PKCS1V15 = padding.PKCS1v15()
 _SHA256 = hashes.SHA256()
 
 
-def signed_tbs_by(cert: x509.Certificate, tbs: bytes, issuer: Issuer) -> bool:
-    """`certificate_signed_by` with the signed bytes already sliced, and JPKI's algorithm
-    (sha256WithRSAEncryption) taken without building its parameter objects."""
-    if cert.signature_algorithm_oid != _RSA_SHA256 or not isinstance(issuer.key, rsa.RSAPublicKey):
+def signed_tbs_by(
+    cert: x509.Certificate, tbs: bytes, algorithm: bytes, signature: bytes, issuer: Issuer
+) -> bool:
+    """`certificate_signed_by` from the raw DER: JPKI's algorithm (sha256WithRSAEncryption, the
+    same in the signed and outer fields) goes straight to one RSA verification; any other to
+    cryptography's reading of the certificate."""
+    key = issuer.key
+    if algorithm != SHA256_WITH_RSA or not isinstance(key, rsa.RSAPublicKey):
         return certificate_signed_by(cert, issuer)
-    if issuer.key.key_size < MIN_RSA_BITS:
+    if key.key_size < MIN_RSA_BITS:
         return False
     try:
-        issuer.key.verify(cert.signature, tbs, _PKCS1V15, _SHA256)
+        key.verify(signature, tbs, _PKCS1V15, _SHA256)
     except Exception:  # InvalidSignature: not issued by this key
         return False
     return True
