@@ -49,7 +49,10 @@ def point(kind: str, where: tuple[str, str]) -> x509.DistributionPoint:
         )
     if kind == "uri":
         return x509.DistributionPoint(
-            [x509.UniformResourceIdentifier(f"http://crl.example/{where[1].encode().hex()}")], None, None, None
+            [x509.UniformResourceIdentifier(f"http://crl.example/{where[1].encode().hex()}")],
+            None,
+            None,
+            None,
         )
     if kind == "relative":
         rdn = x509.RelativeDistinguishedName([x509.NameAttribute(NameOID.COMMON_NAME, where[1])])
