@@ -63,12 +63,9 @@ code should rather await `validate_chain_async` or use `asyncio.to_thread`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import enum
 import functools
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -80,32 +77,39 @@ from cryptography import x509
 from cryptography.x509 import ocsp
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator import errors as pv
-from pyhanko_certvalidator.path import ValidationPath
 from pyhanko_certvalidator.policy_decl import (
     CertRevTrustPolicy,
     RevocationCheckingPolicy,
     RevocationCheckingRule,
 )
-from pyhanko_certvalidator.revinfo.validate_crl import verify_crl
-from pyhanko_certvalidator.revinfo.validate_ocsp import verify_ocsp_response
 
-from orchestrator import messages
+from adapters.ca_revocation import chain_outcome
+from adapters.ca_revocation.chain_outcome import result as _result
+from adapters.ca_revocation.chain_revocation import (
+    ca_revocation,
+    crls_of_revoked_signers,
+    leaf_revocation,
+    on_hold,
+)
 
 log = structlog.get_logger("honnin.chain")
 
-CODE_OK = "ok"
-CODE_EXPIRED = messages.CODE_EXPIRED  # "21"
-CODE_NOT_YET_VALID = "22"
-CODE_REVOKED = messages.CODE_REVOKED  # "23"
-CODE_ON_HOLD = "25"
-CODE_UNTRUSTED = "30"
-CODE_PATH_INVALID = "31"
-CODE_KEY_USAGE = "32"
-CODE_MALFORMED = "33"
-CODE_REVOCATION_MISSING = "40"
-CODE_REVOCATION_STALE = "41"
-CODE_REVOCATION_UNAVAILABLE = "42"
-CODE_STEP_FAILED = "44"
+# The codes of the table above and the result type live in `chain_outcome` (shared with
+# `chain_revocation`); callers keep reading them here.
+CODE_OK = chain_outcome.CODE_OK
+CODE_EXPIRED = chain_outcome.CODE_EXPIRED
+CODE_NOT_YET_VALID = chain_outcome.CODE_NOT_YET_VALID
+CODE_REVOKED = chain_outcome.CODE_REVOKED
+CODE_ON_HOLD = chain_outcome.CODE_ON_HOLD
+CODE_UNTRUSTED = chain_outcome.CODE_UNTRUSTED
+CODE_PATH_INVALID = chain_outcome.CODE_PATH_INVALID
+CODE_KEY_USAGE = chain_outcome.CODE_KEY_USAGE
+CODE_MALFORMED = chain_outcome.CODE_MALFORMED
+CODE_REVOCATION_MISSING = chain_outcome.CODE_REVOCATION_MISSING
+CODE_REVOCATION_STALE = chain_outcome.CODE_REVOCATION_STALE
+CODE_REVOCATION_UNAVAILABLE = chain_outcome.CODE_REVOCATION_UNAVAILABLE
+CODE_STEP_FAILED = chain_outcome.CODE_STEP_FAILED
+ChainResult = chain_outcome.ChainResult
 
 SIGNING_KEY_USAGE = frozenset({"digital_signature", "non_repudiation"})
 
@@ -119,28 +123,8 @@ _CA_HARD_FAIL_ONLY = CertRevTrustPolicy(
 _NO_REVOCATION = CertRevTrustPolicy(RevocationCheckingPolicy.from_legacy("none"))
 
 
-@dataclass(frozen=True)
-class ChainResult:
-    """The verdict on one certificate; `reason` never carries the holder's facts."""
-
-    ok: bool
-    code: str
-    reason: str
-
-
 class _Malformed(Exception):
     """One of the inputs is not DER X.509; carries the reason to report."""
-
-
-class _Evidence(enum.Enum):
-    GOOD = "good"
-    STALE = "stale"
-    MISSING = "missing"
-
-
-def _result(code: str, reason: str) -> ChainResult:
-    """`ok` follows from the code, so the two can never disagree."""
-    return ChainResult(ok=code == CODE_OK, code=code, reason=reason)
 
 
 # -- input ------------------------------------------------------------------------------------
@@ -299,123 +283,20 @@ async def _validate(
     if not check_revocation:
         return _result(CODE_OK, "the certificate is valid (revocation not checked)")
     for ca in list(path.iter_certs(include_root=False))[:-1]:
-        refused = await _ca_revocation(ca, path, context)
+        refused = await ca_revocation(ca, path, context)
         if refused is not None:
             return refused
-    tainted = await _crls_of_revoked_signers(path, context)
+    tainted = await crls_of_revoked_signers(path, context)
     if tainted:
         log.warning("chain.crl_signer_not_good", crls=len(tainted))
         context = build(crls=[der for der in crls if der not in tainted])
-    return await _leaf_revocation(leaf, path, context)
-
-
-async def _leaf_revocation(
-    leaf: asn1_x509.Certificate, path: ValidationPath, context: ValidationContext
-) -> ChainResult:
-    """Both kinds of evidence are read: JPKI leaves have no AIA, so pyhanko would skip OCSP."""
-    try:
-        evidence = [
-            await _evidence(verify_crl, leaf, path, context, pv.CRLValidationError),
-            await _evidence(verify_ocsp_response, leaf, path, context, pv.OCSPValidationError),
-        ]
-    except pv.RevokedError as exc:
-        if _on_hold(exc):
-            return _result(CODE_ON_HOLD, "the certificate is on hold (certificateHold)")
-        return _result(CODE_REVOKED, "the certificate is revoked")
-    if _Evidence.GOOD in evidence:
-        return _result(CODE_OK, "the certificate is valid and not revoked")
-    if _Evidence.STALE in evidence:
-        return _result(CODE_REVOCATION_STALE, "the revocation information had passed its next update")
-    return _result(CODE_REVOCATION_MISSING, "no usable CRL or OCSP response covers the certificate")
-
-
-async def _evidence(
-    verify: Callable[[asn1_x509.Certificate, ValidationPath, ValidationContext], Awaitable[None]],
-    leaf: asn1_x509.Certificate,
-    path: ValidationPath,
-    context: ValidationContext,
-    failure: type[Exception],
-) -> _Evidence:
-    """What one kind of revocation data says; RevokedError goes up, since revoked always wins."""
-    try:
-        await verify(leaf, path, context)
-    except (pv.CRLValidationIndeterminateError, pv.OCSPValidationIndeterminateError) as exc:
-        return _Evidence.STALE if exc.suspect_stale is not None else _Evidence.MISSING
-    except (failure, ValueError):
-        return _Evidence.MISSING
-    return _Evidence.GOOD
-
-
-async def _ca_status(
-    cert: asn1_x509.Certificate, path: ValidationPath, context: ValidationContext
-) -> _Evidence | None:
-    """A CA certificate against the evidence its issuer supplied; None when it supplied none."""
-    found = []
-    for verify, unmatched in (
-        (verify_crl, pv.CRLNoMatchesError),
-        (verify_ocsp_response, pv.OCSPNoMatchesError),
-    ):
-        try:
-            await verify(cert, path, context)
-            found.append(_Evidence.GOOD)
-        except unmatched:
-            continue
-        except (pv.CRLValidationIndeterminateError, pv.OCSPValidationIndeterminateError) as exc:
-            found.append(_Evidence.STALE if exc.suspect_stale is not None else _Evidence.MISSING)
-        except (pv.CRLValidationError, pv.OCSPValidationError, ValueError):
-            found.append(_Evidence.MISSING)
-    for evidence in (_Evidence.GOOD, _Evidence.STALE, _Evidence.MISSING):
-        if evidence in found:
-            return evidence
-    return None
-
-
-async def _ca_revocation(
-    cert: asn1_x509.Certificate, path: ValidationPath, context: ValidationContext
-) -> ChainResult | None:
-    """RFC 5280 §6.3 for an intermediate CA, whether or not it declares a distribution point."""
-    try:
-        evidence = await _ca_status(cert, path, context)
-    except pv.RevokedError as exc:
-        code = CODE_ON_HOLD if _on_hold(exc) else CODE_REVOKED
-        return _result(code, "an issuing CA certificate is revoked or on hold")
-    if evidence is _Evidence.STALE:
-        return _result(CODE_REVOCATION_STALE, "revocation information for an issuing CA is out of date")
-    if evidence is _Evidence.MISSING:
-        return _result(CODE_REVOCATION_MISSING, "the revocation information for an issuing CA is unusable")
-    return None
-
-
-async def _crls_of_revoked_signers(path: ValidationPath, context: ValidationContext) -> set[bytes]:
-    """A CRL signed by a separate key counts only while that key's certificate is good: the signers
-    pyhanko finds for the leaf's CRLs are checked like CAs; the DER of each CRL whose signer is not."""
-    manager = context.revinfo_manager
-    with contextlib.suppress(pv.RevokedError, pv.CRLValidationError, ValueError):
-        await verify_crl(path.last, path, context)  # records each CRL's signer, as the real check will
-    own_keys = {authority.public_key.dump() for authority in path.iter_authorities()}
-    tainted = set()
-    for crl in manager.crls:
-        signer = manager.check_crl_issuer(crl)
-        if signer is None or signer.public_key.dump() in own_keys:
-            continue
-        try:
-            evidence = await _ca_status(signer, path.truncate_to_issuer_and_append(signer), context)
-        except (LookupError, pv.RevokedError):
-            evidence = _Evidence.MISSING
-        if evidence not in (None, _Evidence.GOOD):
-            tainted.add(crl.dump())
-    return tainted
-
-
-def _on_hold(exc: pv.RevokedError) -> bool:
-    """certificateHold is reversible, so it gets its own code (25), apart from revoked (23)."""
-    return bool(exc.reason.native == "certificate_hold")
+    return await leaf_revocation(leaf, path, context)
 
 
 def _classified(exc: pv.ValidationError) -> ChainResult:
     """pyhanko's exception, as one of our codes; its message names the subject, so it is not reused."""
     if isinstance(exc, pv.RevokedError):
-        code = CODE_ON_HOLD if _on_hold(exc) else CODE_REVOKED
+        code = CODE_ON_HOLD if on_hold(exc) else CODE_REVOKED
         return _result(code, "an issuing CA certificate is revoked or on hold")
     if isinstance(exc, pv.StaleRevinfoError):
         return _result(CODE_REVOCATION_STALE, "revocation information for an issuing CA is out of date")
