@@ -104,6 +104,7 @@ def start_worker(tmp: Path, prefix: str, n: int, port: int) -> subprocess.Popen[
         "HONNIN_RABBITMQ_QUEUE_PREFIX": prefix,
         "HONNIN_TRUST_ANCHOR_FILES": str(tmp / "ca" / "root.pem"),
         "HONNIN_CRL_FILES": str(tmp / "ca" / "crl.der"),
+        "HONNIN_ACCEPT_TEST_CERTIFICATES": "true",  # the development CA's test-environment policy
         "HONNIN_WORKER_ID": f"bench-{n}",
         "HONNIN_LOG_LEVEL": "WARNING",
         "HONNIN_RELAY_IDLE_SECONDS": "0.05",

@@ -199,7 +199,7 @@ def _wire(
         interval_seconds=settings.sweep_interval_seconds,
     )
     revocation = verification.revocation_source(settings, clock)
-    pipelines = verification.pipelines(settings, revocation)
+    pipelines = verification.pipelines(settings, revocation, clock)
     verifier = Verifier(store, bus, pipelines["facility"], clock, by_profile=pipelines)
     consumers = {VERIFIER_QUEUE: verifier.on_delivery} if settings.verifier_enabled else {}
     mailer = make_mailer(settings, clock)

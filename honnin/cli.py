@@ -15,6 +15,7 @@ import click
 import structlog
 
 from honnin import logs
+from honnin.anchors_cli import anchors
 from honnin.bootstrap import App, bootstrap
 from honnin.devca_cli import dev_ca
 from honnin.municipality_cli import municipality
@@ -295,6 +296,7 @@ def export_schemas(directory: Path) -> None:
 
 main.add_command(dev_ca)
 main.add_command(municipality)
+main.add_command(anchors)
 
 
 @main.group()

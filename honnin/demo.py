@@ -113,6 +113,13 @@ class Demo:
         self.say(f"  app: signature {answer['_status']}: {answer['message']}")
         await self.settle()
 
+    async def publish_crl(self, crl: Path, der: bytes) -> None:
+        """The CA publishes a new CRL file; the verifier re-reads it in the background (here: now)."""
+        await asyncio.to_thread(crl.write_bytes, der)
+        refresh = getattr(self.app.revocation, "refresh", None)
+        if refresh is not None:
+            await refresh()
+
     async def read_and_sign(self, person: Person, card: Card) -> str:
         """Steps 1 to 5 with the app reading `person`'s card-info and signing with `card`."""
         rid, link = await self.start(person)
@@ -158,16 +165,16 @@ async def scenarios(demo: Demo, ca: DevCA, crl: Path, now: datetime) -> None:
     say("5. a revoked certificate (Code: 23)")
     revoked = ca.issue(HANAKO, now=now)
     ca.revoke(revoked, at=now - timedelta(minutes=1))
-    await asyncio.to_thread(crl.write_bytes, ca.crl(this_update=now - timedelta(seconds=30)))
+    await demo.publish_crl(crl, ca.crl(this_update=now - timedelta(seconds=30)))
     await demo.complete(await demo.read_and_sign(HANAKO, revoked))
 
-    say("6. revocation data unavailable for a moment: retried by Honnin, then success")
-    saved = await asyncio.to_thread(crl.read_bytes)
-    await asyncio.to_thread(crl.unlink)
+    say("6. revocation data out of date for a moment (Code: 41): retried by Honnin, then success")
+    await demo.publish_crl(crl, ca.crl(this_update=datetime.now(UTC), next_update=timedelta(seconds=1)))
+    await asyncio.sleep(1.5)  # the CRL in force passes its nextUpdate before the next one arrives
     rid = await demo.read_and_sign(HANAKO, good)
     await demo.complete(rid)
-    await asyncio.to_thread(crl.write_bytes, saved)
-    say("  (the CRL is back; Honnin retries from its persisted schedule)")
+    await asyncio.to_thread(crl.write_bytes, ca.crl(this_update=datetime.now(UTC)))
+    say("  (a fresh CRL arrives; Honnin retries from its persisted schedule)")
     for _ in range(40):
         await asyncio.sleep(0.25)
         await demo.settle()
@@ -189,6 +196,7 @@ async def run_demo(say: Callable[[str], None]) -> None:
             data_dir=folder / "data",
             trust_anchor_files=[folder / "ca" / "root.pem"],
             crl_files=[crl],
+            accept_test_certificates=True,  # the development CA issues test-environment certificates
             facility_tokens=SecretStr(f"demo-facility:{TOKEN}"),
             verification_retry_base_seconds=0.5,
             sweep_interval_seconds=0.1,

@@ -34,6 +34,7 @@ def init(directory: Path) -> None:
     click.echo(f"HONNIN_TRUST_ANCHOR_FILES={directory / 'root.pem'}")
     click.echo("HONNIN_REVOCATION=crl")
     click.echo(f"HONNIN_CRL_FILES={directory / 'crl.der'}")
+    click.echo("HONNIN_ACCEPT_TEST_CERTIFICATES=true")
 
 
 @dev_ca.command()
@@ -47,6 +48,8 @@ def init(directory: Path) -> None:
 @click.option("--sex", type=click.Choice(["1", "2", "3"]), default=Person.sex, show_default=True)
 @click.option("--expired", is_flag=True, help="valid until yesterday (Code 21)")
 @click.option("--digital-signature-only", is_flag=True, help="key usage without nonRepudiation")
+@click.option("--prefecture", default="東京都", show_default=True, help="of the CRL distribution point")
+@click.option("--city", default="千代田区", show_default=True, help="of the CRL distribution point")
 def issue(
     directory: Path,
     card_name: str,
@@ -56,18 +59,22 @@ def issue(
     sex: str,
     expired: bool,
     digital_signature_only: bool,
+    prefecture: str,
+    city: str,
 ) -> None:
-    """Issue a signing certificate (and its card key) as DIRECTORY/cards/CARD_NAME.pem."""
+    """Issue a signing certificate (and its card key) as DIRECTORY/cards/CARD_NAME.pem; its CRL
+    distribution point is JPKI's per-municipality directoryName (OU=<prefecture>, CN=<city>)."""
     ca = DevCA.load(directory)
     person = Person(name=name, address=address, birth_date=date.fromordinal(birth_date.toordinal()), sex=sex)
     now = datetime.now(UTC)
     usage = ("digital_signature",) if digital_signature_only else ("digital_signature", "content_commitment")
     if expired:
-        card = ca.issue(
-            person, not_before=now - timedelta(days=30), valid_for=timedelta(days=29), key_usage=usage
-        )
+        start, valid_for = now - timedelta(days=30), timedelta(days=29)
     else:
-        card = ca.issue(person, now=now, key_usage=usage)
+        start, valid_for = now - timedelta(minutes=5), timedelta(days=365 * 5)
+    card = ca.issue(
+        person, not_before=start, valid_for=valid_for, key_usage=usage, prefecture=prefecture, city=city
+    )
     cert_path, _ = save_card(card, directory / "cards", card_name)
     click.echo(str(cert_path))
 
@@ -88,9 +95,22 @@ def revoke(directory: Path, card_name: str, hold: bool) -> None:
 @dev_ca.command()
 @click.argument("directory", type=CA_DIR)
 @click.option("--next-update-hours", type=float, default=24.0, show_default=True)
-def crl(directory: Path, next_update_hours: float) -> None:
-    """Write a fresh CRL to DIRECTORY/crl.der."""
-    click.echo(str(_write_crl(DevCA.load(directory), directory, timedelta(hours=next_update_hours))))
+@click.option(
+    "--prefecture", default=None, help="with --city: one municipality's CRL (its IDP names its point)"
+)
+@click.option("--city", default=None)
+def crl(directory: Path, next_update_hours: float, prefecture: str | None, city: str | None) -> None:
+    """Write a fresh CRL to DIRECTORY/crl.der (or one municipality's, crl-<prefecture>-<city>.der)."""
+    ca = DevCA.load(directory)
+    next_update = timedelta(hours=next_update_hours)
+    if prefecture is None and city is None:
+        click.echo(str(_write_crl(ca, directory, next_update)))
+        return
+    if prefecture is None or city is None:
+        raise click.UsageError("--prefecture and --city go together")
+    path = directory / f"crl-{prefecture}-{city}.der"
+    path.write_bytes(ca.crl(next_update=next_update, partition=(prefecture, city)))
+    click.echo(str(path))
 
 
 @dev_ca.command()

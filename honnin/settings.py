@@ -98,8 +98,20 @@ class Settings(BaseSettings):
         default_factory=list, description="PEM/DER roots; default: the real JPKI signing roots shipped"
     )
     intermediate_files: PathList = Field(default_factory=list)
+    anchors_dir: Path | None = Field(
+        None, description="roots installed by `honnin anchors add`; default: DATA_DIR/anchors"
+    )
+    accept_test_certificates: bool = Field(
+        False, description="accept the JPKI test-environment policy (and `honnin dev-ca` cards)"
+    )
+    verification_path: Literal["auto", "reference"] = Field(
+        "auto", description="auto: the fast path without intermediates; reference: pyhanko always"
+    )
     revocation: Literal["crl", "ocsp", "platform", "none"] = "crl"
     crl_files: PathList = Field(default_factory=list)
+    crl_refresh_seconds: PositiveFloat = Field(
+        60.0, description="how often CRL files are checked for replacement (reloaded in a thread)"
+    )
     ocsp_url: str | None = None
     platform_url: str | None = None
     platform_token: SecretStr | None = None
@@ -173,6 +185,10 @@ class Settings(BaseSettings):
     @property
     def mail_folder(self) -> Path:
         return self.mail_dir or self.data_dir / "mail"
+
+    @property
+    def anchors_folder(self) -> Path:
+        return self.anchors_dir or self.data_dir / "anchors"
 
     def facilities(self) -> dict[str, str]:
         """Bearer token → facility id, from `id:token,id:token`."""

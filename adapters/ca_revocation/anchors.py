@@ -1,8 +1,12 @@
-"""Trust anchors as DER: the real JPKI roots shipped as package data, or files an operator configures."""
+"""Trust anchors as DER: the real JPKI roots shipped as package data, roots an operator installed
+with `honnin anchors add` (checked against J-LIS's published fingerprints), or configured files."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -67,3 +71,126 @@ def _parse(data: bytes, source: str) -> list[bytes]:
     except ValueError as exc:
         raise ConfigurationError(f"{source} holds no readable X.509 certificate (PEM or DER)") from exc
     return [cert.public_bytes(serialization.Encoding.DER) for cert in certificates]
+
+
+# -- root generations (J-LIS's signing CA) -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One generation of J-LIS's signing root, as J-LIS publishes it (file, serial, validity, SHA-256)."""
+
+    name: str
+    serial: str
+    not_before: date
+    not_after: date
+    fingerprint: str  # SHA-256 of the DER, upper-case hex without separators
+    cards: str  # the cards it issued, as people would recognise them
+
+    def valid_on(self, day: date) -> bool:
+        return self.not_before <= day <= self.not_after
+
+
+JLIS_SIGNING_GENERATIONS: tuple[Generation, ...] = (
+    Generation(
+        "signca01",
+        "01",
+        date(2015, 10, 20),
+        date(2025, 10, 19),
+        "19645405A1FE14377434BD55957628AC4038557C542403A2243F21C706FC9355",
+        "cards issued 2015-10 – 2019-09",
+    ),
+    Generation(
+        "signca02",
+        "0132C4AB",
+        date(2019, 9, 14),
+        date(2029, 9, 14),
+        "79679C33E4CC9319440F1AD120A597FF1844E2EF217063ADB176966FD5E6FBEB",
+        "cards issued 2019-09 – 2023-07",
+    ),
+    Generation(
+        "signca03",
+        "067C6A21",
+        date(2023, 7, 16),
+        date(2033, 7, 15),
+        "D227F6CDE11D35C5252178F106F843D24651944975413B539FA2FB68DBFA365F",
+        "cards issued since 2023-07",
+    ),
+)
+INSTALLED_SUFFIX = ".pem"
+
+
+@dataclass(frozen=True)
+class GenerationState:
+    generation: Generation
+    where: Literal["shipped", "installed"] | None  # None: missing
+
+
+def sha256_hex(der: bytes) -> str:
+    return hashlib.sha256(der).hexdigest().upper()
+
+
+def read_one_certificate(path: Path) -> bytes:
+    """A J-LIS `.cer` (DER) or a PEM file holding exactly one certificate, as DER."""
+    ders = _parse(_read(path), str(path))
+    if len(ders) != 1:
+        raise ConfigurationError(f"{path} holds {len(ders)} certificates, not one")
+    return ders[0]
+
+
+def install_anchor(
+    path: Path, folder: Path, generations: Sequence[Generation] = JLIS_SIGNING_GENERATIONS
+) -> tuple[Generation, Path]:
+    """Installs a root only when its SHA-256 is one of the published generations'."""
+    der = read_one_certificate(path)
+    generation = _generation_of(der, generations)
+    if generation is None:
+        raise ConfigurationError(
+            f"{path.name}: SHA-256 {sha256_hex(der)} is not a published JPKI signing root; not installed"
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{generation.name}{INSTALLED_SUFFIX}"
+    target.write_bytes(x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM))
+    return generation, target
+
+
+def installed_anchors(
+    folder: Path, generations: Sequence[Generation] = JLIS_SIGNING_GENERATIONS
+) -> list[bytes]:
+    """The roots `honnin anchors add` installed; each checked against the fingerprints again, so a
+    file put there by hand cannot widen the trust."""
+    if not folder.is_dir():
+        return []
+    ders = []
+    for path in sorted(folder.glob(f"*{INSTALLED_SUFFIX}")):
+        der = read_one_certificate(path)
+        if _generation_of(der, generations) is None:
+            raise ConfigurationError(
+                f"{path} is not a published JPKI signing root (SHA-256 {sha256_hex(der)}): remove it"
+            )
+        ders.append(der)
+    return ders
+
+
+def generation_states(
+    shipped: Sequence[bytes],
+    installed: Sequence[bytes],
+    generations: Sequence[Generation] = JLIS_SIGNING_GENERATIONS,
+) -> list[GenerationState]:
+    """Each published generation and where its root is: shipped, installed, or missing."""
+    shipped_prints = {sha256_hex(der) for der in shipped}
+    installed_prints = {sha256_hex(der) for der in installed}
+    states = []
+    for generation in generations:
+        where: Literal["shipped", "installed"] | None = None
+        if generation.fingerprint in shipped_prints:
+            where = "shipped"
+        elif generation.fingerprint in installed_prints:
+            where = "installed"
+        states.append(GenerationState(generation, where))
+    return states
+
+
+def _generation_of(der: bytes, generations: Sequence[Generation]) -> Generation | None:
+    fingerprint = sha256_hex(der)
+    return next((generation for generation in generations if generation.fingerprint == fingerprint), None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-import unicodedata
+from collections.abc import Iterable
 from datetime import date
 
 from cryptography import x509
@@ -26,6 +26,7 @@ _CONTEXT_0_CONSTRUCTED = 0xA0
 _BIRTH_DATE = re.compile(r"([0-5])([0-9]{4})([0-9]{2})([0-9]{2})")
 _SEX = re.compile(r"[123]")
 _FLAGS = re.compile(r"[01]+")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # exactly Unicode's Cc (control) category
 _LABELS = {
     jpki.OID_NAME: "name",
     jpki.OID_NAME_SUBSTITUTED: "name substitute flags",
@@ -52,10 +53,11 @@ def fingerprint(der: bytes) -> str:
 
 
 def load_certificate(der: bytes) -> x509.Certificate:
-    """DER only, extensions parsed up front so later steps never meet a lazy parse error."""
+    """DER only, names, validity and extensions parsed up front so later steps never meet a lazy
+    parse error."""
     try:
         cert = x509.load_der_x509_certificate(der)
-        _ = cert.extensions
+        _ = (cert.issuer, cert.subject, cert.not_valid_before_utc, cert.not_valid_after_utc, cert.extensions)
     except Exception as exc:  # any library complaint about the bytes means the same thing here
         raise CertificateError("not a DER X.509 certificate", code=CODE_MALFORMED) from exc
     return cert
@@ -63,7 +65,18 @@ def load_certificate(der: bytes) -> x509.Certificate:
 
 def parse_identity(cert_der: bytes) -> CardIdentity:
     """The basic four facts (SAN otherNames 1.2.392.200149.8.5.5.1-6), checked for their format."""
-    values = _identity_values(load_certificate(cert_der))
+    return identity_of(load_certificate(cert_der))
+
+
+def identity_of(cert: x509.Certificate) -> CardIdentity:
+    """`parse_identity` for a certificate already loaded: the pipeline parses each one once."""
+    return identity_from(_other_names(cert))
+
+
+def identity_from(other_names: Iterable[tuple[str, bytes]] | None) -> CardIdentity:
+    """The same checks whoever read the subjectAltName's (OID, value) pairs: cryptography or the
+    fast path's reader; None means there is no subjectAltName."""
+    values = _identity_values(other_names)
     for oid in (jpki.OID_NAME, jpki.OID_SEX, jpki.OID_BIRTH_DATE, jpki.OID_ADDRESS):
         if oid not in values:
             raise _not_jpki(f"{_LABELS[oid]} ({oid}): missing from subjectAltName")
@@ -84,20 +97,26 @@ def parse_identity(cert_der: bytes) -> CardIdentity:
     )
 
 
-def _identity_values(cert: x509.Certificate) -> dict[str, str]:
-    """Each JPKI otherName once, decoded; other subjectAltName entries are not ours to judge."""
+def _other_names(cert: x509.Certificate) -> list[tuple[str, bytes]] | None:
+    """(OID, value) of each otherName; None when there is no subjectAltName at all."""
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
-        raise _not_jpki("no subjectAltName: not a JPKI signing certificate") from None
+        return None
+    return [(other.type_id.dotted_string, other.value) for other in san.get_values_for_type(x509.OtherName)]
+
+
+def _identity_values(other_names: Iterable[tuple[str, bytes]] | None) -> dict[str, str]:
+    """Each JPKI otherName once, decoded; other subjectAltName entries are not ours to judge."""
+    if other_names is None:
+        raise _not_jpki("no subjectAltName: not a JPKI signing certificate")
     values: dict[str, str] = {}
-    for other in san.get_values_for_type(x509.OtherName):
-        oid = other.type_id.dotted_string
+    for oid, value in other_names:
         if oid not in jpki.IDENTITY_OIDS:
             continue
         if oid in values:
             raise _not_jpki(f"{_LABELS[oid]} ({oid}): appears more than once")
-        values[oid] = _utf8_string(oid, other.value)
+        values[oid] = _utf8_string(oid, value)
     if not values:
         raise _not_jpki("subjectAltName holds no basic four facts: not a JPKI signing certificate")
     return values
@@ -151,7 +170,7 @@ def _text(oid: str, text: str) -> str:
     """Name and address: present and free of control characters (they end up in records)."""
     if not text.strip():
         raise _not_jpki(f"{_LABELS[oid]} ({oid}): empty")
-    if any(unicodedata.category(ch) == "Cc" for ch in text):
+    if _CONTROL.search(text):
         raise _not_jpki(f"{_LABELS[oid]} ({oid}): contains control characters")
     return text
 

@@ -20,6 +20,8 @@
 | 41   | CODE_REVOCATION_STALE       | a covering CRL or OCSP response had passed its nextUpdate at `at`  |
 | 42   | CODE_REVOCATION_UNAVAILABLE | reserved: the revocation source was unreachable; the revocation    |
 |      |                             | sources report it, validate_chain never does                       |
+| 44   | CODE_STEP_FAILED            | an unexpected exception inside validation (a bug, logged as an     |
+|      |                             | error): retry later, never a verdict shown to the person           |
 
 A tampered signature is 31, not 33: the bytes are well-formed DER, it is the path that fails.
 Unparseable CRLs or OCSP responses are not 33 either: they are no evidence, so the result is 40.
@@ -30,6 +32,14 @@ certificate whose AIA lists a responder. So pyhanko checks the issuing CA certif
 mode during path validation, and the leaf is checked here, after the path and key usage, against
 both the given CRLs (`verify_crl`) and OCSP responses (`verify_ocsp_response`): any source saying
 revoked wins, else any source saying good passes, else 41 if a covering one was stale, else 40.
+
+RFC 5280 §6.3: every certificate of the path whose issuer's revocation data is supplied is checked,
+not only those that declare a distribution point. pyhanko's hard-fail mode skips an intermediate CA
+that declares none, and the certificate of a separate CRL-signing key (a CRL issuer path's end
+entity); so after path validation each intermediate is checked here against the same evidence
+(revoked: 23/25, stale: 41, supplied but unusable: 40; no data from its issuer at all: nothing to
+check), and a CRL whose signer's certificate is revoked (or cannot be confirmed) is dropped before
+the leaf is judged, which then usually has no evidence left (40).
 A devca CRL has no IssuingDistributionPoint, and pyhanko then matches it to the leaf by issuer name
 and signature alone (RFC 5280 §6.3.3 b.2 only applies when the CRL has that extension).
 With `check_revocation=False` no revocation data is consulted at all (pyhanko's "none" mode).
@@ -53,11 +63,9 @@ code should rather await `validate_chain_async` or use `asyncio.to_thread`.
 from __future__ import annotations
 
 import asyncio
-import enum
 import functools
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -69,31 +77,39 @@ from cryptography import x509
 from cryptography.x509 import ocsp
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator import errors as pv
-from pyhanko_certvalidator.path import ValidationPath
 from pyhanko_certvalidator.policy_decl import (
     CertRevTrustPolicy,
     RevocationCheckingPolicy,
     RevocationCheckingRule,
 )
-from pyhanko_certvalidator.revinfo.validate_crl import verify_crl
-from pyhanko_certvalidator.revinfo.validate_ocsp import verify_ocsp_response
 
-from orchestrator import messages
+from adapters.ca_revocation import chain_outcome
+from adapters.ca_revocation.chain_outcome import result as _result
+from adapters.ca_revocation.chain_revocation import (
+    ca_revocation,
+    crls_of_revoked_signers,
+    leaf_revocation,
+    on_hold,
+)
 
 log = structlog.get_logger("honnin.chain")
 
-CODE_OK = "ok"
-CODE_EXPIRED = messages.CODE_EXPIRED  # "21"
-CODE_NOT_YET_VALID = "22"
-CODE_REVOKED = messages.CODE_REVOKED  # "23"
-CODE_ON_HOLD = "25"
-CODE_UNTRUSTED = "30"
-CODE_PATH_INVALID = "31"
-CODE_KEY_USAGE = "32"
-CODE_MALFORMED = "33"
-CODE_REVOCATION_MISSING = "40"
-CODE_REVOCATION_STALE = "41"
-CODE_REVOCATION_UNAVAILABLE = "42"
+# The codes of the table above and the result type live in `chain_outcome` (shared with
+# `chain_revocation`); callers keep reading them here.
+CODE_OK = chain_outcome.CODE_OK
+CODE_EXPIRED = chain_outcome.CODE_EXPIRED
+CODE_NOT_YET_VALID = chain_outcome.CODE_NOT_YET_VALID
+CODE_REVOKED = chain_outcome.CODE_REVOKED
+CODE_ON_HOLD = chain_outcome.CODE_ON_HOLD
+CODE_UNTRUSTED = chain_outcome.CODE_UNTRUSTED
+CODE_PATH_INVALID = chain_outcome.CODE_PATH_INVALID
+CODE_KEY_USAGE = chain_outcome.CODE_KEY_USAGE
+CODE_MALFORMED = chain_outcome.CODE_MALFORMED
+CODE_REVOCATION_MISSING = chain_outcome.CODE_REVOCATION_MISSING
+CODE_REVOCATION_STALE = chain_outcome.CODE_REVOCATION_STALE
+CODE_REVOCATION_UNAVAILABLE = chain_outcome.CODE_REVOCATION_UNAVAILABLE
+CODE_STEP_FAILED = chain_outcome.CODE_STEP_FAILED
+ChainResult = chain_outcome.ChainResult
 
 SIGNING_KEY_USAGE = frozenset({"digital_signature", "non_repudiation"})
 
@@ -107,28 +123,8 @@ _CA_HARD_FAIL_ONLY = CertRevTrustPolicy(
 _NO_REVOCATION = CertRevTrustPolicy(RevocationCheckingPolicy.from_legacy("none"))
 
 
-@dataclass(frozen=True)
-class ChainResult:
-    """The verdict on one certificate; `reason` never carries the holder's facts."""
-
-    ok: bool
-    code: str
-    reason: str
-
-
 class _Malformed(Exception):
     """One of the inputs is not DER X.509; carries the reason to report."""
-
-
-class _Evidence(enum.Enum):
-    GOOD = "good"
-    STALE = "stale"
-    MISSING = "missing"
-
-
-def _result(code: str, reason: str) -> ChainResult:
-    """`ok` follows from the code, so the two can never disagree."""
-    return ChainResult(ok=code == CODE_OK, code=code, reason=reason)
 
 
 # -- input ------------------------------------------------------------------------------------
@@ -171,7 +167,7 @@ def _ocsps(ders: Sequence[bytes]) -> list[asn1_ocsp.OCSPResponse]:
     )
 
 
-def _aware(at: datetime) -> datetime:
+def aware(at: datetime) -> datetime:
     """pyhanko refuses naive datetimes; Honnin's clock is UTC, so a naive one is taken as UTC."""
     return at if at.utcoffset() is not None else at.replace(tzinfo=UTC)
 
@@ -230,17 +226,17 @@ async def validate_chain_async(
     except _Malformed as exc:
         return _result(CODE_MALFORMED, str(exc))
     try:
-        context = _context(
-            anchors, others, at=at, crls=crls, ocsps=ocsp_responses, revocation=check_revocation
+        build = functools.partial(
+            _context, anchors, others, at=at, ocsps=ocsp_responses, revocation=check_revocation
         )
-        return await _validate(leaf, context, check_revocation=check_revocation)
+        return await _validate(leaf, build, crls, check_revocation=check_revocation)
     except pv.PathError:  # path building: no issuer, by name, key and signature, leads to an anchor
         return _result(CODE_UNTRUSTED, "no path leads from the certificate to a configured trust anchor")
     except pv.ValidationError as exc:
         return _classified(exc)
-    except Exception as exc:  # never raise on bad input: an unforeseen failure is a failed path
-        log.warning("chain.unexpected_error", error=type(exc).__name__)
-        return _result(CODE_PATH_INVALID, "the certificate path could not be validated")
+    except Exception as exc:  # a bug, not a verdict: the person must not be told the card failed
+        log.error("chain.unexpected_error", error=type(exc).__name__)
+        return _result(CODE_STEP_FAILED, "the certificate path could not be validated (internal error)")
 
 
 def _context(
@@ -256,7 +252,7 @@ def _context(
     return ValidationContext(
         trust_roots=anchors,
         other_certs=others,
-        moment=_aware(at),
+        moment=aware(at),
         allow_fetching=False,
         crls=_crls(crls) if revocation else [],
         ocsps=_ocsps(ocsps) if revocation else [],
@@ -264,10 +260,15 @@ def _context(
     )
 
 
+_Build = Callable[..., ValidationContext]  # _context with all but `crls` bound
+
+
 async def _validate(
-    leaf: asn1_x509.Certificate, context: ValidationContext, *, check_revocation: bool
+    leaf: asn1_x509.Certificate, build: _Build, crls: Sequence[bytes], *, check_revocation: bool
 ) -> ChainResult:
-    """Path first, then key usage, then the leaf's revocation: permanent failures before retryable ones."""
+    """Path first, then key usage, then revocation (CAs, then the leaf): permanent failures before
+    retryable ones."""
+    context = build(crls=crls)
     validator = CertificateValidator(leaf, validation_context=context)
     try:
         path = await validator.async_validate_path()
@@ -279,57 +280,23 @@ async def _validate(
         return _result(
             CODE_KEY_USAGE, "the key usage does not allow signing (digitalSignature and nonRepudiation)"
         )
-    if check_revocation:
-        return await _leaf_revocation(leaf, path, context)
-    return _result(CODE_OK, "the certificate is valid (revocation not checked)")
-
-
-async def _leaf_revocation(
-    leaf: asn1_x509.Certificate, path: ValidationPath, context: ValidationContext
-) -> ChainResult:
-    """Both kinds of evidence are read: JPKI leaves have no AIA, so pyhanko would skip OCSP."""
-    try:
-        evidence = [
-            await _evidence(verify_crl, leaf, path, context, pv.CRLValidationError),
-            await _evidence(verify_ocsp_response, leaf, path, context, pv.OCSPValidationError),
-        ]
-    except pv.RevokedError as exc:
-        if _on_hold(exc):
-            return _result(CODE_ON_HOLD, "the certificate is on hold (certificateHold)")
-        return _result(CODE_REVOKED, "the certificate is revoked")
-    if _Evidence.GOOD in evidence:
-        return _result(CODE_OK, "the certificate is valid and not revoked")
-    if _Evidence.STALE in evidence:
-        return _result(CODE_REVOCATION_STALE, "the revocation information had passed its next update")
-    return _result(CODE_REVOCATION_MISSING, "no usable CRL or OCSP response covers the certificate")
-
-
-async def _evidence(
-    verify: Callable[[asn1_x509.Certificate, ValidationPath, ValidationContext], Awaitable[None]],
-    leaf: asn1_x509.Certificate,
-    path: ValidationPath,
-    context: ValidationContext,
-    failure: type[Exception],
-) -> _Evidence:
-    """What one kind of revocation data says; RevokedError goes up, since revoked always wins."""
-    try:
-        await verify(leaf, path, context)
-    except (pv.CRLValidationIndeterminateError, pv.OCSPValidationIndeterminateError) as exc:
-        return _Evidence.STALE if exc.suspect_stale is not None else _Evidence.MISSING
-    except (failure, ValueError):
-        return _Evidence.MISSING
-    return _Evidence.GOOD
-
-
-def _on_hold(exc: pv.RevokedError) -> bool:
-    """certificateHold is reversible, so it gets its own code (25), apart from revoked (23)."""
-    return bool(exc.reason.native == "certificate_hold")
+    if not check_revocation:
+        return _result(CODE_OK, "the certificate is valid (revocation not checked)")
+    for ca in list(path.iter_certs(include_root=False))[:-1]:
+        refused = await ca_revocation(ca, path, context)
+        if refused is not None:
+            return refused
+    tainted = await crls_of_revoked_signers(path, context)
+    if tainted:
+        log.warning("chain.crl_signer_not_good", crls=len(tainted))
+        context = build(crls=[der for der in crls if der not in tainted])
+    return await leaf_revocation(leaf, path, context)
 
 
 def _classified(exc: pv.ValidationError) -> ChainResult:
     """pyhanko's exception, as one of our codes; its message names the subject, so it is not reused."""
     if isinstance(exc, pv.RevokedError):
-        code = CODE_ON_HOLD if _on_hold(exc) else CODE_REVOKED
+        code = CODE_ON_HOLD if on_hold(exc) else CODE_REVOKED
         return _result(code, "an issuing CA certificate is revoked or on hold")
     if isinstance(exc, pv.StaleRevinfoError):
         return _result(CODE_REVOCATION_STALE, "revocation information for an issuing CA is out of date")

@@ -8,6 +8,7 @@ their private key, so a test can sign a challenge as the card would.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -87,6 +88,7 @@ class DevCA:
     certificate: x509.Certificate
     key: rsa.RSAPrivateKey
     revoked: dict[int, tuple[datetime, x509.ReasonFlags]] = field(default_factory=dict)
+    points: dict[int, bytes] = field(default_factory=dict)  # serial → its CRL distribution point (DER)
 
     @classmethod
     def create(cls, *, now: datetime | None = None, years: int = 10) -> DevCA:
@@ -126,8 +128,11 @@ class DevCA:
         prefecture: str = "東京都",
         city: str = "千代田区",
         key: rsa.RSAPrivateKey | None = None,
+        extra_extensions: Sequence[tuple[x509.ExtensionType, bool]] = (),
+        signing_key: rsa.RSAPrivateKey | None = None,
     ) -> Card:
-        """A JPKI-profile signing certificate; `key_usage` and validity are there to be got wrong."""
+        """A JPKI-profile signing certificate; `key_usage`, validity, policy, extra (critical)
+        extensions and the key that signs it (the AKI still names the CA's) are there to be got wrong."""
         person = person or Person()
         key = key or new_key()
         start = not_before or (now or datetime.now(UTC)) - timedelta(minutes=5)
@@ -146,7 +151,7 @@ class DevCA:
             reasons=None,
             crl_issuer=None,
         )
-        cert = (
+        builder = (
             x509.CertificateBuilder()
             .subject_name(subject)
             .issuer_name(self.certificate.subject)
@@ -164,9 +169,10 @@ class DevCA:
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False
             )
-            .sign(self.key, hashes.SHA256())
         )
-        return Card(cert, key)
+        for extension, critical in extra_extensions:
+            builder = builder.add_extension(extension, critical=critical)
+        return Card(builder.sign(signing_key or self.key, hashes.SHA256()), key)
 
     def revoke(
         self,
@@ -175,12 +181,22 @@ class DevCA:
         at: datetime | None = None,
         reason: x509.ReasonFlags = x509.ReasonFlags.affiliation_changed,
     ) -> None:
-        self.revoked[card.certificate.serial_number] = (at or datetime.now(UTC), reason)
+        serial = card.certificate.serial_number
+        self.revoked[serial] = (at or datetime.now(UTC), reason)
+        point = distribution_point_of(card.certificate)
+        if point is not None:
+            self.points[serial] = point.public_bytes()
 
     def crl(
-        self, *, this_update: datetime | None = None, next_update: timedelta = timedelta(days=1)
+        self,
+        *,
+        this_update: datetime | None = None,
+        next_update: timedelta = timedelta(days=1),
+        partition: tuple[str, str] | None = None,
     ) -> bytes:
-        """A full CRL (DER) of every certificate revoked so far."""
+        """A CRL (DER) of every certificate revoked so far; with `partition` (prefecture, city),
+        JPKI's per-municipality CRL: an IssuingDistributionPoint naming that distribution point,
+        listing only the certificates that name it."""
         start = this_update or datetime.now(UTC)
         builder = (
             x509.CertificateRevocationListBuilder()
@@ -192,7 +208,14 @@ class DevCA:
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False
             )
         )
-        for serial, (when, reason) in self.revoked.items():
+        listed = self.revoked
+        if partition is not None:
+            point = jpki.crl_distribution_point(*partition)
+            builder = builder.add_extension(issuing_distribution_point(point), critical=True)
+            listed = {
+                s: entry for s, entry in self.revoked.items() if self.points.get(s) == point.public_bytes()
+            }
+        for serial, (when, reason) in listed.items():
             entry = (
                 x509.RevokedCertificateBuilder()
                 .serial_number(serial)
@@ -243,7 +266,10 @@ class DevCA:
             )
         )
         key_path.chmod(0o600)
-        revoked = {str(s): [when.isoformat(), reason.value] for s, (when, reason) in self.revoked.items()}
+        revoked = {
+            str(s): [when.isoformat(), reason.value, *([self.points[s].hex()] if s in self.points else [])]
+            for s, (when, reason) in self.revoked.items()
+        }
         (directory / "revoked.json").write_text(json.dumps(revoked, indent=2) + "\n")
 
     @classmethod
@@ -254,10 +280,36 @@ class DevCA:
         revoked_file = directory / "revoked.json"
         raw = json.loads(revoked_file.read_text()) if revoked_file.exists() else {}
         revoked = {
-            int(s): (datetime.fromisoformat(when), x509.ReasonFlags(reason))
-            for s, (when, reason) in raw.items()
+            int(s): (datetime.fromisoformat(entry[0]), x509.ReasonFlags(entry[1])) for s, entry in raw.items()
         }
-        return cls(cert, key, revoked)
+        points = {int(s): bytes.fromhex(entry[2]) for s, entry in raw.items() if len(entry) > 2}
+        return cls(cert, key, revoked, points)
+
+
+def distribution_point_of(cert: x509.Certificate) -> x509.Name | None:
+    """The directoryName of a certificate's first CRL distribution point, as JPKI writes it."""
+    try:
+        points = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    except x509.ExtensionNotFound:
+        return None
+    for point in points:
+        for name in point.full_name or ():
+            if isinstance(name, x509.DirectoryName):
+                return name.value
+    return None
+
+
+def issuing_distribution_point(point: x509.Name) -> x509.IssuingDistributionPoint:
+    """The IDP of a CRL that covers exactly the certificates naming `point`."""
+    return x509.IssuingDistributionPoint(
+        full_name=[x509.DirectoryName(point)],
+        relative_name=None,
+        only_contains_user_certs=False,
+        only_contains_ca_certs=False,
+        only_some_reasons=None,
+        indirect_crl=False,
+        only_contains_attribute_certs=False,
+    )
 
 
 _KEY_USAGE_FIELDS = (

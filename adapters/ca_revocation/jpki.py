@@ -21,8 +21,15 @@ IDENTITY_OIDS = (
 )
 
 POLICY_SIGNING = "1.2.392.200149.8.5.1.1.20"
-POLICY_SIGNING_TEST = "1.2.392.200149.8.5.1.0.20"
-SIGNING_POLICIES = frozenset({POLICY_SIGNING, POLICY_SIGNING_TEST})
+POLICY_SIGNING_TEST = "1.2.392.200149.8.5.1.0.20"  # the JPKI test environment (and `honnin dev-ca`)
+SIGNING_POLICIES = frozenset({POLICY_SIGNING})
+
+
+def signing_policies(*, accept_test_certificates: bool) -> frozenset[str]:
+    """Production accepts only the signing policy; test certificates only when a setting says so."""
+    if accept_test_certificates:
+        return SIGNING_POLICIES | {POLICY_SIGNING_TEST}
+    return SIGNING_POLICIES
 
 
 def crl_distribution_point(prefecture: str, city: str) -> x509.Name:

@@ -38,6 +38,7 @@ def test_init_issue_revoke_and_sign(tmp_path: Path) -> None:
         f"HONNIN_TRUST_ANCHOR_FILES={ca / 'root.pem'}",
         "HONNIN_REVOCATION=crl",
         f"HONNIN_CRL_FILES={ca / 'crl.der'}",
+        "HONNIN_ACCEPT_TEST_CERTIFICATES=true",
     ]
     assert (ca / "root-key.pem").stat().st_mode & 0o777 == 0o600
     assert x509.load_der_x509_crl((ca / "crl.der").read_bytes()).next_update_utc is not None
@@ -64,4 +65,43 @@ def test_init_issue_revoke_and_sign(tmp_path: Path) -> None:
     assert (
         entry.extensions.get_extension_for_class(x509.CRLReason).value.reason
         is x509.ReasonFlags.affiliation_changed
+    )
+
+
+def test_a_municipality_card_and_its_partitioned_crl_verify_through_the_index(tmp_path: Path) -> None:
+    """JPKI's shape: the card's CRL distribution point names its city; that city's CRL names the same
+    point in its IssuingDistributionPoint, and only that CRL covers the card."""
+    from datetime import UTC, datetime
+
+    from adapters.ca_revocation.crl_index import RevocationIndex, verify_crl
+    from adapters.ca_revocation.issuers import TrustAnchors
+    from adapters.ca_revocation.jpki import crl_distribution_point
+    from adapters.ca_revocation.query import query_of
+
+    ca = tmp_path / "ca"
+    dev_ca("init", str(ca))
+    cert_path = Path(
+        dev_ca("issue", str(ca), "osaka", "--prefecture", "大阪府", "--city", "大阪市").stdout.strip()
+    )
+    card = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    point = card.extensions.get_extension_for_class(x509.CRLDistributionPoints).value[0].full_name
+    assert point == [x509.DirectoryName(crl_distribution_point("大阪府", "大阪市"))]
+    dev_ca("revoke", str(ca), "osaka")
+    osaka = Path(dev_ca("crl", str(ca), "--prefecture", "大阪府", "--city", "大阪市").stdout.strip())
+    tokyo = Path(dev_ca("crl", str(ca), "--prefecture", "東京都", "--city", "千代田区").stdout.strip())
+    assert osaka.name == "crl-大阪府-大阪市.der"
+
+    root = x509.load_pem_x509_certificate((ca / "root.pem").read_bytes()).public_bytes(Encoding.DER)
+    anchors = TrustAnchors([root])
+    index = RevocationIndex(
+        verify_crl(path.read_bytes(), anchors, source=path.name) for path in (osaka, tokyo)
+    )
+    query = query_of(card, anchors.issuers[0].fingerprint)
+    status = index.status(query, datetime.now(UTC))
+    assert (status.state, status.source) == ("revoked", osaka.name)
+    assert (
+        RevocationIndex([verify_crl(tokyo.read_bytes(), anchors, source="t")])
+        .status(query, datetime.now(UTC))
+        .state
+        == "missing"
     )

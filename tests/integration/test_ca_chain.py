@@ -476,3 +476,174 @@ def test_reasons_carry_no_personal_facts(world: World) -> None:
             result = check(world, leaf.der, trust_anchors=trusted)
             assert result.reason.isascii()
             assert not [fact for fact in facts if fact in result.reason]
+
+
+# -- RFC 5280 §6.3: every certificate of the path, and the CRL's own signer ---------------------
+
+
+def revoking(ca: DevCA, revoked: DevCA, **crl: object) -> bytes:
+    """`ca`'s CRL listing the CA certificate `revoked` (affiliationChanged is as good as any reason)."""
+    issuer = DevCA(ca.certificate, ca.key)
+    issuer.revoke(Card(revoked.certificate, revoked.key), at=NOW)
+    return issuer.crl(this_update=FRESH, **crl)  # type: ignore[arg-type]
+
+
+def under_intermediate(hierarchy: Hierarchy, root_crl: bytes | None) -> ChainResult:
+    leaf = hierarchy.intermediate.issue(now=NOW)
+    crls = [hierarchy.intermediate.crl(this_update=FRESH)] + ([root_crl] if root_crl else [])
+    return validate_chain(
+        leaf.der,
+        intermediates=[hierarchy.intermediate.der],
+        trust_anchors=[hierarchy.root.der],
+        at=AT,
+        crls=crls,
+    )
+
+
+def test_a_revoked_intermediate_without_a_distribution_point_is_refused(hierarchy: Hierarchy) -> None:
+    """The intermediate declares no CRL distribution point, but its issuer's CRL was supplied."""
+    with pytest.raises(x509.ExtensionNotFound):
+        hierarchy.intermediate.certificate.extensions.get_extension_for_class(x509.CRLDistributionPoints)
+    assert_code(
+        under_intermediate(hierarchy, revoking(hierarchy.root, hierarchy.intermediate)), chain.CODE_REVOKED
+    )
+
+
+def test_an_intermediate_whose_issuer_supplied_no_crl_is_not_checked(hierarchy: Hierarchy) -> None:
+    assert_code(under_intermediate(hierarchy, None), chain.CODE_OK)
+    clean = DevCA(hierarchy.root.certificate, hierarchy.root.key).crl(this_update=FRESH)
+    assert_code(under_intermediate(hierarchy, clean), chain.CODE_OK)
+
+
+def test_an_intermediate_on_hold_is_25_and_a_stale_issuer_crl_is_41(hierarchy: Hierarchy) -> None:
+    held = DevCA(hierarchy.root.certificate, hierarchy.root.key)
+    held.revoke(
+        Card(hierarchy.intermediate.certificate, hierarchy.intermediate.key),
+        at=NOW,
+        reason=x509.ReasonFlags.certificate_hold,
+    )
+    assert_code(under_intermediate(hierarchy, held.crl(this_update=FRESH)), chain.CODE_ON_HOLD)
+    stale = DevCA(hierarchy.root.certificate, hierarchy.root.key).crl(this_update=AT - timedelta(days=3))
+    assert_code(under_intermediate(hierarchy, stale), chain.CODE_REVOCATION_STALE)
+
+
+async def test_the_product_refuses_a_card_under_a_revoked_intermediate(
+    hierarchy: Hierarchy, tmp_path: Path
+) -> None:
+    """Through the reference pipeline as `honnin.verification` wires it with intermediates."""
+    from adapters.ca_revocation.issuers import TrustAnchors
+    from adapters.ca_revocation.jpki import signing_policies
+    from adapters.ca_revocation.pipeline import ChainStep, Pipeline, SignatureStep, Subject
+    from adapters.ca_revocation.revocation_crl import CrlFileSource
+    from adapters.clock import FakeClock
+
+    leaf = hierarchy.intermediate.issue(now=NOW)
+    files = []
+    for name, der in (
+        ("root.crl", revoking(hierarchy.root, hierarchy.intermediate)),
+        ("ca.crl", hierarchy.intermediate.crl(this_update=FRESH)),
+    ):
+        (path := tmp_path / name).write_bytes(der)
+        files.append(path)
+    issuers = TrustAnchors([hierarchy.root.der, hierarchy.intermediate.der])
+    source = CrlFileSource(files, clock=FakeClock(AT), issuers=issuers)
+    step = ChainStep(
+        [hierarchy.root.der],
+        revocation=source,
+        intermediates=[hierarchy.intermediate.der],
+        policies=signing_policies(accept_test_certificates=True),
+    )
+    subject = Subject(leaf.der, leaf.sign(b"challenge"), "rsa-pkcs1v15-sha256", b"challenge", None, AT)
+    verdict = await Pipeline([SignatureStep(), step]).verify(subject)
+    assert (verdict.outcome, verdict.code) == ("fail", chain.CODE_REVOKED)
+
+
+def crl_signer(root: DevCA) -> DevCA:
+    """A separate CRL-signing key of the root: its certificate allows cRLSign only, names no CRL DP."""
+    key = new_key()
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "JP"),
+            x509.NameAttribute(NameOID.COMMON_NAME, "Honnin test CRL signer"),
+        ]
+    )
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(root.certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - timedelta(days=1))
+        .not_valid_after(NOW + timedelta(days=365))
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, False, True, False, False), critical=True
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(root.key.public_key()), critical=False
+        )
+        .sign(root.key, hashes.SHA256())
+    )
+    return DevCA(cert, key)
+
+
+def test_a_crl_signed_by_a_revoked_crl_signing_key_is_no_evidence(hierarchy: Hierarchy) -> None:
+    root = hierarchy.root
+    signer = crl_signer(root)
+    leaf = root.issue(now=NOW)  # its distribution point is a municipality's, not the root's name
+    by_signer = signer.crl(this_update=FRESH)  # lists nothing: "good", if the signer may be believed
+    root_dn = x509.DirectoryName(root.certificate.subject)
+    idp = x509.IssuingDistributionPoint([root_dn], None, False, False, None, False, False)
+
+    def root_crl(revoke_signer: bool) -> bytes:
+        issuer = DevCA(root.certificate, root.key)
+        if revoke_signer:
+            issuer.revoke(
+                Card(signer.certificate, signer.key), at=NOW, reason=x509.ReasonFlags.key_compromise
+            )
+        builder = x509.CertificateRevocationListBuilder().issuer_name(root.certificate.subject)
+        builder = (
+            builder.last_update(FRESH)
+            .next_update(FRESH + timedelta(days=1))
+            .add_extension(idp, critical=True)
+        )
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(root.key.public_key()), critical=False
+        )
+        for serial, (when, reason) in issuer.revoked.items():
+            entry = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when)
+            builder = builder.add_revoked_certificate(
+                entry.add_extension(x509.CRLReason(reason), critical=False).build()
+            )
+        return builder.sign(root.key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+
+    def result(revoke_signer: bool) -> ChainResult:
+        return validate_chain(
+            leaf.der,
+            intermediates=[signer.der],
+            trust_anchors=[root.der],
+            at=AT,
+            crls=[root_crl(revoke_signer), by_signer],
+        )
+
+    assert_code(result(revoke_signer=False), chain.CODE_OK)  # the signer's CRL is the leaf's evidence
+    assert_code(result(revoke_signer=True), chain.CODE_REVOCATION_MISSING)
+
+
+def test_an_exception_inside_validation_is_44_and_logged_as_an_error(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Broken:
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            pass
+
+        async def async_validate_path(self) -> None:
+            raise KeyError("a bug in a library")
+
+    monkeypatch.setattr(chain, "CertificateValidator", Broken)
+    from structlog.testing import capture_logs
+
+    with capture_logs() as logs:
+        result = check(world, world.good.der)
+    assert_code(result, chain.CODE_STEP_FAILED)
+    assert [(entry["event"], entry["log_level"]) for entry in logs] == [("chain.unexpected_error", "error")]

@@ -21,6 +21,7 @@ from cryptography.x509 import ocsp
 from structlog.testing import capture_logs
 
 from adapters.ca_revocation.devca import Card, DevCA
+from adapters.ca_revocation.issuers import TrustAnchors
 from adapters.ca_revocation.responder import ROUTE_OCSP, ROUTE_PLATFORM, RunningResponder, serve
 from adapters.ca_revocation.revocation import (
     OcspSource,
@@ -356,16 +357,22 @@ def revoked_serials(der: bytes) -> set[int]:
     return {entry.serial_number for entry in x509.load_der_x509_crl(der)}
 
 
+def crl_source(pki: Pki, paths: list[Path], clock: FakeClock, **options: object) -> CrlFileSource:
+    return CrlFileSource(paths, clock=clock, issuers=TrustAnchors([pki.ca.der]), **options)  # type: ignore[arg-type]
+
+
 async def test_crl_files_in_der_and_pem_are_both_read(pki: Pki, tmp_path: Path, clock: FakeClock) -> None:
     der = crl_at(pki, clock.now())
     paths = [write_crl(tmp_path / "a.crl", der), write_crl(tmp_path / "b.pem", der, pem=True)]
-    evidence = await CrlFileSource(paths, clock=clock).evidence(pki.good.certificate, pki.ca.certificate)
+    evidence = await crl_source(pki, paths, clock).evidence(pki.good.certificate, pki.ca.certificate)
     assert evidence.ocsp_responses == ()
     assert evidence.crls == (der, der)
     assert revoked_serials(evidence.crls[1]) == {pki.revoked.certificate.serial_number}
 
 
-async def test_only_crls_of_the_leafs_issuer_are_returned(pki: Pki, tmp_path: Path, clock: FakeClock) -> None:
+async def test_a_crl_signed_by_no_configured_issuer_is_no_evidence_and_logged(
+    pki: Pki, tmp_path: Path, clock: FakeClock
+) -> None:
     now = clock.now()
     other_issuer = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "another CA")])
     foreign = (
@@ -378,63 +385,105 @@ async def test_only_crls_of_the_leafs_issuer_are_returned(pki: Pki, tmp_path: Pa
     )
     own = crl_at(pki, now)
     paths = [write_crl(tmp_path / "foreign.crl", foreign), write_crl(tmp_path / "own.crl", own)]
-    evidence = await CrlFileSource(paths, clock=clock).evidence(pki.good.certificate, pki.ca.certificate)
+    with capture_logs() as logs:
+        evidence = await crl_source(pki, paths, clock).evidence(pki.good.certificate, pki.ca.certificate)
     assert evidence.crls == (own,)
+    rejected = [entry for entry in logs if entry["event"] == "crl.rejected"]
+    assert [(entry["file"], entry["log_level"]) for entry in rejected] == [("foreign.crl", "error")]
 
 
-async def test_crl_is_kept_until_next_update_then_the_replaced_file_is_read(
-    pki: Pki, tmp_path: Path, clock: FakeClock
-) -> None:
-    old, new = crl_at(pki, clock.now()), crl_at(pki, clock.now() + timedelta(hours=23))
-    assert len(old) == len(new)  # same size and mtime below: only nextUpdate can trigger a re-read
-    path = write_crl(tmp_path / "jpki.crl", old)
-    source = CrlFileSource([path], clock=clock)
-    assert (await source.evidence(pki.good.certificate, pki.ca.certificate)).crls == (old,)
-    mtime = path.stat().st_mtime_ns
-    write_crl(path, new)
-    os.utime(path, ns=(mtime, mtime))
-    clock.advance(timedelta(days=1) - timedelta(seconds=1))
-    assert (await source.evidence(pki.good.certificate, pki.ca.certificate)).crls == (old,)
-    clock.advance(timedelta(seconds=1))
-    assert (await source.evidence(pki.good.certificate, pki.ca.certificate)).crls == (new,)
-
-
-async def test_crl_file_with_a_new_mtime_is_read_before_next_update(
+async def test_a_replaced_file_is_read_at_the_next_refresh_without_blocking_lookups(
     pki: Pki, tmp_path: Path, clock: FakeClock
 ) -> None:
     old, new = crl_at(pki, clock.now()), crl_at(pki, clock.now() + timedelta(minutes=5))
     path = write_crl(tmp_path / "jpki.crl", old)
-    source = CrlFileSource([path], clock=clock)
-    await source.evidence(pki.good.certificate, pki.ca.certificate)
+    source = crl_source(pki, [path], clock, refresh_seconds=60)
+    assert (await source.evidence(pki.good.certificate, pki.ca.certificate)).crls == (old,)
     mtime = path.stat().st_mtime_ns
     write_crl(path, new)
     os.utime(path, ns=(mtime + 10**9, mtime + 10**9))
+    clock.advance(timedelta(seconds=59))
+    assert (await source.evidence(pki.good.certificate, pki.ca.certificate)).crls == (old,)
+    clock.advance(timedelta(seconds=1))
+    assert (await source.evidence(pki.good.certificate, pki.ca.certificate)).crls == (old,), (
+        "the refresh runs in the background: this lookup is answered by the index in force"
+    )
+    await source.wait_refreshed()
     assert (await source.evidence(pki.good.certificate, pki.ca.certificate)).crls == (new,)
 
 
+async def test_a_file_rewritten_with_the_same_size_and_mtime_is_not_read_again(
+    pki: Pki, tmp_path: Path, clock: FakeClock
+) -> None:
+    old, new = crl_at(pki, clock.now()), crl_at(pki, clock.now() + timedelta(hours=23))
+    assert len(old) == len(new)
+    path = write_crl(tmp_path / "jpki.crl", old)
+    source = crl_source(pki, [path], clock)
+    await source.refresh()
+    info = path.stat()
+    with path.open("r+b") as file:  # same inode, same size, same mtime: nothing says it changed
+        file.write(new)
+    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
+    await source.refresh()
+    assert [crl.this_update for crl in source.loaded()] == [clock.now()]
+
+
 async def test_missing_crl_file_is_retry_later(pki: Pki, tmp_path: Path, clock: FakeClock) -> None:
-    source = CrlFileSource([tmp_path / "absent.crl"], clock=clock)
+    source = crl_source(pki, [tmp_path / "absent.crl"], clock)
     with pytest.raises(RevocationUnavailableError, match=r"absent\.crl") as raised:
         await source.evidence(pki.good.certificate, pki.ca.certificate)
     assert raised.value.code == "42"
 
 
-async def test_crl_file_that_disappears_later_is_retry_later(
+async def test_a_crl_file_that_disappears_leaves_the_crl_read_before_in_use(
     pki: Pki, tmp_path: Path, clock: FakeClock
 ) -> None:
-    path = write_crl(tmp_path / "jpki.crl", crl_at(pki, clock.now()))
-    source = CrlFileSource([path], clock=clock)
+    der = crl_at(pki, clock.now())
+    path = write_crl(tmp_path / "jpki.crl", der)
+    source = crl_source(pki, [path], clock)
     await source.evidence(pki.good.certificate, pki.ca.certificate)
     path.unlink()
-    with pytest.raises(RevocationUnavailableError):
-        await source.evidence(pki.good.certificate, pki.ca.certificate)
+    with capture_logs() as logs:
+        await source.refresh()
+    assert (await source.evidence(pki.good.certificate, pki.ca.certificate)).crls == (der,)
+    assert [entry["file"] for entry in logs if entry["event"] == "crl.unreadable"] == ["jpki.crl"]
 
 
-async def test_crl_file_that_is_not_a_crl_is_retry_later(pki: Pki, tmp_path: Path, clock: FakeClock) -> None:
+async def test_a_replacement_that_fails_to_verify_keeps_the_previous_crl(
+    pki: Pki, tmp_path: Path, clock: FakeClock
+) -> None:
+    good = crl_at(pki, clock.now())
+    path = write_crl(tmp_path / "jpki.crl", good)
+    source = crl_source(pki, [path], clock)
+    await source.refresh()
+    tampered = good[:-1] + bytes([good[-1] ^ 1])
+    for replacement in (b"not a CRL at all", tampered):
+        path.write_bytes(replacement)
+        with capture_logs() as logs:
+            await source.refresh()
+        assert [crl.this_update for crl in source.loaded()] == [clock.now()]
+        assert [entry["event"] for entry in logs] == ["crl.rejected"]
+
+
+async def test_a_crl_file_that_is_not_a_crl_is_no_evidence(
+    pki: Pki, tmp_path: Path, clock: FakeClock
+) -> None:
     path = tmp_path / "garbage.crl"
     path.write_bytes(b"not a CRL at all")
-    with pytest.raises(RevocationUnavailableError, match="not a DER or PEM CRL"):
-        await CrlFileSource([path], clock=clock).evidence(pki.good.certificate, pki.ca.certificate)
+    evidence = await crl_source(pki, [path], clock).evidence(pki.good.certificate, pki.ca.certificate)
+    assert evidence == RevocationEvidence()
+
+
+async def test_a_lookup_without_an_answer_waits_for_a_restored_file(
+    pki: Pki, tmp_path: Path, clock: FakeClock
+) -> None:
+    path = tmp_path / "late.crl"
+    source = crl_source(pki, [path], clock)
+    with pytest.raises(RevocationUnavailableError):
+        await source.evidence(pki.good.certificate, pki.ca.certificate)
+    write_crl(path, crl_at(pki, clock.now()))
+    source._last_urgent = 0.0  # the once-a-second limit is about real time; the test need not sleep
+    assert len((await source.evidence(pki.good.certificate, pki.ca.certificate)).crls) == 1
 
 
 # -- platform API -------------------------------------------------------------------------------
@@ -544,5 +593,5 @@ async def test_responder_stops_and_frees_its_port(pki: Pki, clock: FakeClock) ->
 
 
 async def test_crl_source_without_files_gives_no_evidence(pki: Pki, clock: FakeClock) -> None:
-    evidence = await CrlFileSource([], clock=clock).evidence(pki.good.certificate, pki.ca.certificate)
+    evidence = await crl_source(pki, [], clock).evidence(pki.good.certificate, pki.ca.certificate)
     assert evidence == RevocationEvidence()

@@ -59,6 +59,7 @@ def worker(
         "HONNIN_RABBITMQ_QUEUE_PREFIX": prefix,
         "HONNIN_TRUST_ANCHOR_FILES": str(ca_dir / "root.pem"),
         "HONNIN_CRL_FILES": str(ca_dir / "crl.der"),
+        "HONNIN_ACCEPT_TEST_CERTIFICATES": "true",  # the development CA's test-environment policy
         "HONNIN_WORKER_ID": f"worker-{n}",
         "HONNIN_RELAY_IDLE_SECONDS": "0.05",
         "HONNIN_HTTP_PORT": str(port),  # the steps come over the broker; the feed is read over HTTP

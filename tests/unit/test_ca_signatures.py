@@ -97,11 +97,19 @@ def test_empty_data_is_just_data(keys: Keys, algorithm: str) -> None:
     assert verify_signature(keys.public(algorithm), b"", keys.sign(algorithm), algorithm) is False
 
 
-@pytest.mark.parametrize("salt", [0, 20, 32, padding.PSS.MAX_LENGTH])
-def test_pss_accepts_any_salt_length(keys: Keys, salt: int) -> None:
+@pytest.mark.parametrize("salt", [32, padding.PSS.DIGEST_LENGTH])
+def test_pss_with_a_32_byte_salt_verifies(keys: Keys, salt: int) -> None:
     pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=salt)
     signature = keys.card.key.sign(DATA, pss, hashes.SHA256())
     assert verify_signature(keys.public("rsa-pss-sha256"), DATA, signature, "rsa-pss-sha256") is True
+
+
+@pytest.mark.parametrize("salt", [0, 20, 31, 33, 64, padding.PSS.MAX_LENGTH])
+def test_pss_with_any_other_salt_length_does_not_verify(keys: Keys, salt: int) -> None:
+    """RFC 4055/8017's profile for SHA-256: the salt is the digest length, 32, and nothing else."""
+    pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=salt)
+    signature = keys.card.key.sign(DATA, pss, hashes.SHA256())
+    assert verify_signature(keys.public("rsa-pss-sha256"), DATA, signature, "rsa-pss-sha256") is False
 
 
 def test_pss_with_another_mgf_hash_does_not_verify(keys: Keys) -> None:

@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from cryptography import x509
 
 from adapters.ca_revocation.devca import DevCA, Person
-from adapters.ca_revocation.pipeline import Pipeline, Subject, Verdict
+from adapters.ca_revocation.pipeline import Pipeline, Subject, Verdict, Work
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +19,7 @@ def subject() -> Subject:
 class Crashing:
     name = "crashing"
 
-    async def check(self, subject: Subject, cert: x509.Certificate) -> Verdict | None:
+    async def check(self, subject: Subject, work: Work) -> Verdict | None:
         raise TypeError("unhashable type: 'list' with 公的 花子 in it")
 
 
@@ -31,7 +30,7 @@ class Refusing:
         self.reason = reason
         self.calls = 0
 
-    async def check(self, subject: Subject, cert: x509.Certificate) -> Verdict | None:
+    async def check(self, subject: Subject, work: Work) -> Verdict | None:
         self.calls += 1
         return Verdict("fail", "31", self.reason)
 
