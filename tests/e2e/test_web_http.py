@@ -234,7 +234,17 @@ async def test_reflect_before_the_card_read_is_the_seeds_error_and_early_steps_w
         "message": (
             "情報の取得に失敗しました。アプリで読み取りが完了してから「情報を反映する」を押してください。"
         ),
-        "details": [],
+        "message_en": "the card has not been read yet: read it with the app, then press 情報を反映する",
+        "details": [
+            {
+                "type": "remedy",
+                "cause": "マイナンバーカードの情報取得ができませんでした。",
+                "remedy": (
+                    "再度、アプリからマイナンバーカードを読み取り、②の「情報を反映する」を押してください。"
+                ),
+                "remedy_en": "read the card with the app again, then press ② 情報を反映する",
+            }
+        ],
     }
     status, body = await site.call("POST", ONE.format(rid) + "/confirm", {"notice_acknowledged": True})
     assert (status, body["code"], body["message"]) == (409, "not_yet_accepted", CARD_NOT_READ_YET)
@@ -475,7 +485,12 @@ async def test_another_facilitys_registration_is_404_like_a_missing_one(site: Si
             method, ONE.format(rid) + suffix, {"notice_acknowledged": True}, token=TOKEN_B
         )
         assert (status, body) == (404, missing), (method, suffix)
-    assert missing == {"code": "not_found", "message": "no such registration", "details": []}
+    assert missing == {
+        "code": "not_found",
+        "message": "指定された登録またはページが見つかりません。",
+        "message_en": "no such registration",
+        "details": [],
+    }
     assert (await site.state(rid))["state"] == "card_read"
     status, body = await site.call("GET", ONE.format("123412341234"))
     assert (status, "1234" in json.dumps(body)) == (404, False)
