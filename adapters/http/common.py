@@ -140,6 +140,8 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except HonninError as exc:
         return error_response(status_of(exc), exc.code, exc.message)
     except web.HTTPException as exc:  # aiohttp's own: 404 for unknown paths, 405, 413
+        if exc.status < 400:  # a redirect (the demo's pages) is an answer, not an error
+            raise
         if exc.status == 413:
             return error_response(413, "body_too_large", f"the body is larger than {MAX_BODY} bytes")
         return error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
