@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -31,9 +32,9 @@ def init(directory: Path) -> None:
     ca = DevCA.create()
     ca.save(directory)
     _write_crl(ca, directory)
-    click.echo(f"HONNIN_TRUST_ANCHOR_FILES={directory / 'root.pem'}")
+    click.echo(f"HONNIN_TRUST_ANCHOR_FILES={(directory / 'root.pem').resolve()}")
     click.echo("HONNIN_REVOCATION=crl")
-    click.echo(f"HONNIN_CRL_FILES={directory / 'crl.der'}")
+    click.echo(f"HONNIN_CRL_FILES={(directory / 'crl.der').resolve()}")
 
 
 @dev_ca.command()
@@ -69,7 +70,7 @@ def issue(
     else:
         card = ca.issue(person, now=now, key_usage=usage)
     cert_path, _ = save_card(card, directory / "cards", card_name)
-    click.echo(str(cert_path))
+    click.echo(str(cert_path.resolve()))
 
 
 @dev_ca.command()
@@ -82,7 +83,7 @@ def revoke(directory: Path, card_name: str, hold: bool) -> None:
     reason = x509.ReasonFlags.certificate_hold if hold else x509.ReasonFlags.affiliation_changed
     ca.revoke(_load_card(directory, card_name), reason=reason)
     ca.save(directory)
-    click.echo(str(_write_crl(ca, directory)))
+    click.echo(str(_write_crl(ca, directory).resolve()))
 
 
 @dev_ca.command()
@@ -90,18 +91,29 @@ def revoke(directory: Path, card_name: str, hold: bool) -> None:
 @click.option("--next-update-hours", type=float, default=24.0, show_default=True)
 def crl(directory: Path, next_update_hours: float) -> None:
     """Write a fresh CRL to DIRECTORY/crl.der."""
-    click.echo(str(_write_crl(DevCA.load(directory), directory, timedelta(hours=next_update_hours))))
+    written = _write_crl(DevCA.load(directory), directory, timedelta(hours=next_update_hours))
+    click.echo(str(written.resolve()))
 
 
 @dev_ca.command()
 @click.argument("directory", type=CA_DIR)
 @click.argument("card_name")
 @click.argument("challenge")
-def sign(directory: Path, card_name: str, challenge: str) -> None:
-    """Sign a base64 challenge as the card would; print the signature and certificate, base64."""
+@click.option(
+    "--json", "as_json", is_flag=True, help="print the card bridge's signature request body instead"
+)
+def sign(directory: Path, card_name: str, challenge: str, as_json: bool) -> None:
+    """Sign a base64 challenge as the card would; print the signature and certificate, base64,
+    one a line (or, with --json, the body `POST /app/v1/links/{token}/signature` takes)."""
     card = _load_card(directory, card_name)
-    click.echo(base64.b64encode(card.sign(base64.b64decode(challenge))).decode())
-    click.echo(base64.b64encode(card.der).decode())
+    signature = base64.b64encode(card.sign(base64.b64decode(challenge))).decode()
+    certificate = base64.b64encode(card.der).decode()
+    if as_json:
+        body = {"certificate": certificate, "signature": signature, "algorithm": "rsa-pkcs1v15-sha256"}
+        click.echo(json.dumps(body))
+        return
+    click.echo(signature)
+    click.echo(certificate)
 
 
 @dev_ca.command("serve")
