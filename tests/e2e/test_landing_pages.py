@@ -177,3 +177,21 @@ async def test_a_normal_worker_serves_no_demo_page_and_no_simulator(worker: Work
     ):
         async with worker.http.request(method, worker.base + path) as response:
             assert response.status == 404, path
+
+
+def test_the_openapi_document_describes_the_os_links_the_landing_page_and_the_error_shape() -> None:
+    from honnin.openapi_routes import openapi_document
+
+    document = openapi_document()
+    link = document["paths"]["/app/v1/links/{token}"]["get"]
+    [os] = [p for p in link["parameters"] if p["name"] == "os"]
+    assert (os["in"], os["schema"]["enum"]) == ("query", ["ios", "android"])
+    assert "text/html" in link["description"]
+    for qr in ("qr.svg", "qr.png"):
+        assert "os" in {
+            p["name"] for p in document["paths"][f"/app/v1/links/{{token}}/{qr}"]["get"]["parameters"]
+        }
+    schemas = document["components"]["schemas"]
+    assert {"code", "message", "message_en", "details"} <= set(schemas["ErrorBody"]["properties"])
+    assert {"ios", "android"} <= set(schemas["Link"]["properties"])
+    assert "remedy" in schemas["VerificationStatus"]["properties"]

@@ -271,12 +271,16 @@ async def test_another_persons_card_is_a_mismatch_then_the_right_card_signs_thro
     await site.sign(rid, first, ca.issue(Person(name="公的　太郎", sex="1"), now=NOW))
     status, body = await site.call("POST", ONE.format(rid) + "/complete")
     assert (status, body["code"], body["message"]) == (409, "identity_mismatch", MISMATCH)
+    [remedy] = [d for d in body["details"] if d["type"] == "remedy"]
+    assert remedy["remedy"] == messages.remedy_for(MISMATCH).remedy  # type: ignore[union-attr]
     verification = (await site.state(rid))["verification"]
     assert (verification["status"], verification["code"], verification["message"]) == (
         "failed",
         "identity_mismatch",
         MISMATCH,
     )
+    assert verification["remedy"]["remedy"] == remedy["remedy"]
+    assert verification["remedy"]["cause"] == remedy["cause"]
 
     status, fresh = await site.call("POST", ONE.format(rid) + "/sign-link")
     assert (status, fresh["attempt"]) == (200, 2)
@@ -293,6 +297,15 @@ async def test_an_expired_certificate_is_code_21(site: Site, ca: DevCA) -> None:
     status, body = await site.call("POST", ONE.format(rid) + "/complete")
     assert (status, body["code"]) == (409, "21")
     assert body["message"] == "失効済みのマイナンバーカードの可能性があります。(Code: 21)"
+    assert (
+        body["message_en"] == "the card may have been revoked (Code: 21): the signing certificate has expired"
+    )
+    [remedy] = body["details"]
+    assert (remedy["type"], remedy["remedy"], remedy["note"]) == (
+        "remedy",
+        messages.RENEW_CARD,
+        messages.RENEW_CARD_NOTE,
+    )
 
 
 async def test_a_revoked_certificate_is_code_23(tmp_path: Path) -> None:
