@@ -63,7 +63,7 @@ def _readable(body: dict[str, Any]) -> None:
 async def test_every_api_answers_its_errors_in_japanese_with_the_english_beside(
     worker, clock: FakeClock
 ) -> None:
-    app, base, http = worker
+    _, base, http = worker
     seen: dict[str, dict[str, Any]] = {}
 
     async def expect(status: int, code: str, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
