@@ -23,6 +23,11 @@ _FROM_PAGE = "施設のページから、もう一度やり直してください
 _NEW_LINK = "施設のページに表示されている新しいリンクを開いてください。"
 
 JA: dict[str, str] = {
+    # the seed's own words, should one of these codes come with English
+    "card_info_not_read": messages.CARD_INFO_NOT_READ,
+    "identity_mismatch": messages.IDENTITY_MISMATCH,
+    "verification_in_progress": messages.VERIFICATION_PENDING,
+    "signature_not_submitted": messages.SIGNATURE_NOT_SUBMITTED,
     # the facility API
     "unauthorized": "認証に失敗しました。施設のシステム管理者にお問い合わせください。",
     "not_found": "指定された登録またはページが見つかりません。",
@@ -155,6 +160,8 @@ def english_of(code: str, message: str) -> str:
 def bilingual(code: str, message: str) -> tuple[str, str]:
     """(`message` in Japanese, `message_en`) for an error with this code and text."""
     if is_english(message):
+        if code in VERIFICATION_EN:  # a verifier's error: the seed's words for its code
+            return messages.possibly_revoked(code), message
         return JA.get(code, GENERIC), message
     return message, english_of(code, message)
 

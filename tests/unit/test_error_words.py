@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import importlib
+import pkgutil
 from pathlib import Path
 
 import pytest
@@ -82,9 +84,24 @@ def _subclasses(cls: type) -> list[type]:
     return [cls, *(sub for direct in cls.__subclasses__() for sub in _subclasses(direct))]
 
 
-@pytest.mark.parametrize("error", _subclasses(errors.HonninError), ids=lambda e: e.__name__)
+def _every_error() -> list[type]:
+    """Every HonninError subclass the code base defines (each module imported first)."""
+    for package in ("adapters", "orchestrator", "honnin", "schemas"):
+        for module in pkgutil.walk_packages([str(ROOT / package)], prefix=f"{package}."):
+            importlib.import_module(module.name)
+    return _subclasses(errors.HonninError)
+
+
+@pytest.mark.parametrize("error", _every_error(), ids=lambda e: e.__name__)
 def test_every_honnin_error_the_middleware_may_answer_has_japanese_words(error: type) -> None:
-    assert error.code in words.JA or error.code in words.EN, error.code
+    japanese, english = words.bilingual(error.code, "something failed here")
+    assert english == "something failed here"
+    assert error.code in words.JA or error.code in words.VERIFICATION_EN, error.code
+    assert japanese != words.GENERIC or words.JA.get(error.code) == words.GENERIC
+
+
+def test_a_verifiers_error_in_english_is_the_seeds_message_for_its_code() -> None:
+    assert words.bilingual("43", "the platform refused the credentials")[0] == messages.possibly_revoked("43")
 
 
 def test_verification_codes_are_all_explained() -> None:
