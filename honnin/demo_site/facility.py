@@ -45,7 +45,8 @@ PROGRESS = {  # what the page says while it waits for the phone (Honnin's state 
     "confirmed": "スマートフォンのアプリで、電子署名を行ってください。",
     "verifying": "署名を確認しています。しばらくお待ちください。",
     "signature_verified": "署名の確認が完了しました。②【完了する】を押してください。",
-    "failed": "署名を確認できませんでした。②【完了する】を押すと、理由が表示されます。",
+    "failed": "署名を確認できませんでした。②【完了する】を押すと理由が表示されます。"
+    "もう一度署名する場合は、①からやり直してください。",
 }
 _LETTERS = string.ascii_letters  # session ids are also request ids: Honnin refuses 12 digits in ids
 
