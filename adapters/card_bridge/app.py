@@ -18,8 +18,8 @@ from adapters.card_bridge import landing
 from adapters.card_bridge.links import LINK_PATH, Claims, Links, Step
 from adapters.card_bridge.qr import render_png, render_svg
 from adapters.card_bridge.signing import check_signature
-from adapters.http.common import HttpError, ok, read_json
-from orchestrator.errors import RetryLaterError
+from adapters.http.common import HttpError, ok, read_json, status_of
+from orchestrator.errors import HonninError, RetryLaterError
 from orchestrator.model import Registration
 from orchestrator.ports import Clock
 from orchestrator.service import Orchestrator
@@ -153,6 +153,8 @@ class CardBridge:
             os = landing.os_of(request, guess=True)
         except HttpError as exc:
             return landing.error_page(exc)
+        except HonninError as exc:  # the registration is gone (purged): the page says so too
+            return landing.error_page(HttpError(status_of(exc), exc.code, exc.message))
         token = request.match_info["token"]
         return landing.page(claims, token, self._links, os, self._simulator)
 

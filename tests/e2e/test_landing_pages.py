@@ -195,3 +195,23 @@ def test_the_openapi_document_describes_the_os_links_the_landing_page_and_the_er
     assert {"code", "message", "message_en", "details"} <= set(schemas["ErrorBody"]["properties"])
     assert {"ios", "android"} <= set(schemas["Link"]["properties"])
     assert "remedy" in schemas["VerificationStatus"]["properties"]
+
+
+async def test_a_signing_link_that_cannot_sign_is_a_page_in_japanese(worker: Worker) -> None:
+    started = await worker.started()
+    rid = started["registration_id"]
+    sign = worker.app.links.issue(rid, "sign", 1)
+    status, _, page = await worker.page(sign.ios.url)
+    assert status == 409  # confirmed not yet: nothing to sign
+    assert "まだ署名できません。" in page
+    gone = worker.app.links.issue("reg-nobody-here-01", "sign", 1)
+    status, _, page = await worker.page(gone.android.url)
+    assert status == 404
+    assert "指定された" in page
+    async with worker.http.delete(
+        f"{worker.base}/v1/registrations/{rid}", headers={"Authorization": f"Bearer {TOKEN}"}
+    ):
+        pass
+    status, _, page = await worker.page(sign.url)
+    assert status == 410
+    assert "この登録は既に終了しています。" in page
