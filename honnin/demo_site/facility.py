@@ -95,17 +95,17 @@ class FacilityPage:
     # -- the screens ---------------------------------------------------------------------------
 
     async def home(self, request: web.Request) -> web.Response:
-        return self._render("home.html", self._visitor(request)[0])
+        return self._render("home.html", self._visitor(request))
 
     async def terms(self, request: web.Request) -> web.Response:
-        visitor, _ = self._visitor(request)
+        visitor = self._visitor(request)
         if request.method == "POST":  # 【同意する】
             visitor.agreed = True
             raise _redirect(visitor, "form")
         return self._render("terms.html", visitor)
 
     async def form(self, request: web.Request) -> web.Response:
-        visitor, _ = self._visitor(request)
+        visitor = self._visitor(request)
         if not visitor.agreed:
             raise _redirect(visitor, "terms")
         if request.method == "GET":
@@ -136,6 +136,8 @@ class FacilityPage:
         if status not in (200, 201):
             visitor.error = answer
             return
+        if answer["registration_id"] != visitor.registration_id:  # a new one: read the card again
+            visitor.reflected, visitor.sign_link, visitor.done = False, None, False
         visitor.registration_id, visitor.card_link = answer["registration_id"], answer["card_read_link"]
         phone = _phone(request)
         if phone:  # the same device: its browser opens the link, whose page opens the app
@@ -154,7 +156,7 @@ class FacilityPage:
 
     async def confirm(self, request: web.Request) -> web.Response:
         """確認画面, then 【マイナンバーカードの確認へ】 with the 注意事項 checkbox ticked."""
-        visitor, _ = self._visitor(request)
+        visitor = self._visitor(request)
         if not visitor.reflected:
             raise _redirect(visitor, "form")
         if request.method == "GET":
@@ -178,7 +180,7 @@ class FacilityPage:
 
     async def card(self, request: web.Request) -> web.Response:
         """マイナンバーカード確認画面: ① sign with the app, ② 【完了する】."""
-        visitor, _ = self._visitor(request)
+        visitor = self._visitor(request)
         if visitor.sign_link is None:
             raise _redirect(visitor, "form")
         if request.method == "GET":
@@ -204,19 +206,19 @@ class FacilityPage:
                 visitor.sign_link = fresh["sign_link"] | {"attempt": fresh["attempt"]}
 
     async def done(self, request: web.Request) -> web.Response:
-        visitor, _ = self._visitor(request)
+        visitor = self._visitor(request)
         if not visitor.done:
             raise _redirect(visitor, "")
         return self._render("done.html", visitor, login_id=visitor.form.get("login_id", ""))
 
     async def state(self, request: web.Request) -> web.Response:
         """What the page's script polls: Honnin's state, in the page's words."""
-        visitor, _ = self._visitor(request)
+        visitor = self._visitor(request)
         if not visitor.registration_id:
             return web.json_response({"state": None, "progress": ""})
         status, answer = await self.honnin(request, "GET", f"/registrations/{visitor.registration_id}")
         state = answer.get("state") if status == 200 else None
-        verification = answer.get("verification") or {} if status == 200 else {}
+        verification = (answer.get("verification") or {}) if status == 200 else {}
         if state == "confirmed" and verification.get("status") in ("pending", "retrying"):
             progress = PROGRESS["verifying"]
         elif state == "confirmed" and verification.get("status") in ("failed", "parked"):
@@ -233,16 +235,16 @@ class FacilityPage:
 
     # -- sessions and pages --------------------------------------------------------------------
 
-    def _visitor(self, request: web.Request) -> tuple[Visitor, bool]:
+    def _visitor(self, request: web.Request) -> Visitor:
         """This browser's session (cookie), or a new one."""
         known = self._visitors.get(request.cookies.get(COOKIE, ""))
         if known is not None:
-            return known, False
+            return known
         if len(self._visitors) >= 1000:  # a demo's memory, not a store: the oldest go first
             del self._visitors[next(iter(self._visitors))]
         visitor = Visitor("".join(secrets.choice(_LETTERS) for _ in range(32)))
         self._visitors[visitor.id] = visitor
-        return visitor, True
+        return visitor
 
     def _render(self, name: str, visitor: Visitor, **values: Any) -> web.Response:
         error, visitor.error = visitor.error, None
