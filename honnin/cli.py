@@ -34,9 +34,9 @@ def _settings() -> Settings:
     return settings
 
 
-def _with_app(work: Callable[[App], Awaitable[T]]) -> T:
+def _with_app(work: Callable[[App], Awaitable[T]], settings: Settings | None = None) -> T:
     async def main() -> T:
-        app = await bootstrap(_settings())
+        app = await bootstrap(settings or _settings())
         try:
             return await work(app)
         finally:
@@ -96,7 +96,15 @@ def run(events_file: Path | None, until_idle: bool) -> None:
             )
             await app.runtime.wait(stop)
 
-    _with_app(work)
+    settings = _settings()
+    if settings.strict_startup:  # production (compose): fail fast rather than start unusable
+        from honnin.readiness import require_ready
+
+        try:
+            require_ready(settings)
+        except HonninError as exc:
+            raise click.ClickException(exc.message) from None
+    _with_app(work, settings)
 
 
 async def _feed(app: App, path: Path) -> list[Envelope]:
@@ -210,12 +218,38 @@ def history(registration_id: str) -> None:
 
 
 @main.command()
-def demo() -> None:
-    """Play the seed manual's flow and its failures over HTTP with a development CA's cards."""
-    from honnin.demo import run_demo
+@click.option(
+    "--serve", "serve_page", is_flag=True, help="Serve the facility page and the simulator at /demo/."
+)
+@click.option("--host", default=None, help="with --serve: the address (default HONNIN_HTTP_HOST)")
+@click.option("--port", type=int, default=None, help="with --serve: the port (default HONNIN_HTTP_PORT)")
+@click.option(
+    "--folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="with --serve: keep the dev CA, the token and the store here (default: a temporary folder)",
+)
+def demo(serve_page: bool, host: str | None, port: int | None, folder: Path | None) -> None:
+    """Play the seed manual's flow and its failures over HTTP with a development CA's cards;
+    with --serve, let a person click through it in a browser (demo mode, never production)."""
+    if not serve_page:
+        from honnin.demo import run_demo
 
-    logs.configure("ERROR", "console")
-    asyncio.run(run_demo(click.echo))
+        logs.configure("ERROR", "console")
+        asyncio.run(run_demo(click.echo))
+        return
+    from honnin.demo_site.serve import serve_until_stopped
+
+    settings = Settings()
+    chosen = settings.model_fields_set
+    logs.configure(
+        settings.log_level if "log_level" in chosen else "WARNING",
+        settings.log_format if "log_format" in chosen else "console",
+    )
+    try:
+        asyncio.run(serve_until_stopped(settings, folder, host, port, click.echo))
+    except HonninError as exc:
+        raise click.ClickException(failure_reason(exc)) from None
 
 
 @main.command()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -31,9 +32,9 @@ def init(directory: Path) -> None:
     ca = DevCA.create()
     ca.save(directory)
     _write_crl(ca, directory)
-    click.echo(f"HONNIN_TRUST_ANCHOR_FILES={directory / 'root.pem'}")
+    click.echo(f"HONNIN_TRUST_ANCHOR_FILES={(directory / 'root.pem').resolve()}")
     click.echo("HONNIN_REVOCATION=crl")
-    click.echo(f"HONNIN_CRL_FILES={directory / 'crl.der'}")
+    click.echo(f"HONNIN_CRL_FILES={(directory / 'crl.der').resolve()}")
     click.echo("HONNIN_ACCEPT_TEST_CERTIFICATES=true")
 
 
@@ -76,7 +77,7 @@ def issue(
         person, not_before=start, valid_for=valid_for, key_usage=usage, prefecture=prefecture, city=city
     )
     cert_path, _ = save_card(card, directory / "cards", card_name)
-    click.echo(str(cert_path))
+    click.echo(str(cert_path.resolve()))
 
 
 @dev_ca.command()
@@ -89,7 +90,7 @@ def revoke(directory: Path, card_name: str, hold: bool) -> None:
     reason = x509.ReasonFlags.certificate_hold if hold else x509.ReasonFlags.affiliation_changed
     ca.revoke(_load_card(directory, card_name), reason=reason)
     ca.save(directory)
-    click.echo(str(_write_crl(ca, directory)))
+    click.echo(str(_write_crl(ca, directory).resolve()))
 
 
 @dev_ca.command()
@@ -104,24 +105,34 @@ def crl(directory: Path, next_update_hours: float, prefecture: str | None, city:
     ca = DevCA.load(directory)
     next_update = timedelta(hours=next_update_hours)
     if prefecture is None and city is None:
-        click.echo(str(_write_crl(ca, directory, next_update)))
+        click.echo(str(_write_crl(ca, directory, next_update).resolve()))
         return
     if prefecture is None or city is None:
         raise click.UsageError("--prefecture and --city go together")
     path = directory / f"crl-{prefecture}-{city}.der"
     path.write_bytes(ca.crl(next_update=next_update, partition=(prefecture, city)))
-    click.echo(str(path))
+    click.echo(str(path.resolve()))
 
 
 @dev_ca.command()
 @click.argument("directory", type=CA_DIR)
 @click.argument("card_name")
 @click.argument("challenge")
-def sign(directory: Path, card_name: str, challenge: str) -> None:
-    """Sign a base64 challenge as the card would; print the signature and certificate, base64."""
+@click.option(
+    "--json", "as_json", is_flag=True, help="print the card bridge's signature request body instead"
+)
+def sign(directory: Path, card_name: str, challenge: str, as_json: bool) -> None:
+    """Sign a base64 challenge as the card would; print the signature and certificate, base64,
+    one a line (or, with --json, the body `POST /app/v1/links/{token}/signature` takes)."""
     card = _load_card(directory, card_name)
-    click.echo(base64.b64encode(card.sign(base64.b64decode(challenge))).decode())
-    click.echo(base64.b64encode(card.der).decode())
+    signature = base64.b64encode(card.sign(base64.b64decode(challenge))).decode()
+    certificate = base64.b64encode(card.der).decode()
+    if as_json:
+        body = {"certificate": certificate, "signature": signature, "algorithm": "rsa-pkcs1v15-sha256"}
+        click.echo(json.dumps(body))
+        return
+    click.echo(signature)
+    click.echo(certificate)
 
 
 @dev_ca.command("serve")

@@ -26,7 +26,14 @@ def build_http(app: App) -> web.Application:
         facilities=app.settings.facilities(),
         outbound=OutboundApi(app.outbound, app.webhook_policy, app.feed_key),
     )
-    add_card_bridge_routes(http, orchestrator=app.orchestrator, links=app.links, clock=app.clock)
+    simulator = None
+    if app.settings.demo:  # development and demo mode only: the reference page and the simulator
+        from honnin.demo_site import mount
+
+        simulator = mount(http, app.settings)
+    add_card_bridge_routes(
+        http, orchestrator=app.orchestrator, links=app.links, clock=app.clock, simulator=simulator
+    )
     add_xid_routes(
         http,
         orchestrator=app.orchestrator,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from pydantic.json_schema import models_json_schema
 
 
@@ -29,14 +29,22 @@ class Route:
     idempotency_key: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
     scheme: str = "facilityToken"  # which credential `security` asks for
+    query: tuple[tuple[str, str, tuple[str, ...]], ...] = ()  # (name, description, allowed values)
 
 
 class ErrorBody(BaseModel):
-    """Every error: a machine code and a message shown to the person as it is (the seed's words)."""
+    """Every error: a machine code, a Japanese message shown to the person as it is (the seed's words
+    where the seed has them), the same in English, and details: where and why for a 422 (`loc`,
+    `type`, `msg`), and after seed 000 §3's errors an entry of `type` `remedy` with the seed's
+    原因・対処法 (`cause`, `remedy`, `note`, `remedy_en`)."""
 
     code: str
-    message: str
-    details: list[dict[str, Any]] = []
+    message: str = Field(description="Japanese, for the person: show it as it is")
+    message_en: str = Field(description="the same in English, for logs and integrators")
+    details: list[dict[str, Any]] = Field(
+        default=[],
+        description="422: {loc, type, msg}; after seed §3's errors: {type: remedy, cause?, remedy, note?}",
+    )
 
 
 @dataclass(frozen=True)
@@ -112,6 +120,10 @@ def _operation(route: Route, refs: dict[Any, Any]) -> dict[str, Any]:
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
         for name in _path_names(route.path)
     ]
+    parameters += [
+        {"name": name, "in": "query", "required": False, "description": text, "schema": _enum(values)}
+        for name, text, values in route.query
+    ]
     if route.idempotency_key:
         parameters.append(
             {
@@ -162,6 +174,10 @@ def _webhook(hook: Webhook, refs: dict[Any, Any]) -> dict[str, Any]:
             },
         }
     }
+
+
+def _enum(values: tuple[str, ...]) -> dict[str, Any]:
+    return {"type": "string", "enum": list(values)} if values else {"type": "string"}
 
 
 def _path_names(path: str) -> list[str]:

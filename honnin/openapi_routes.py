@@ -23,6 +23,19 @@ XID = "/app/v1/xid/registrations"
 XID_ONE = XID + "/{registration_id}"
 XID_ERRORS = (400, 401, 404, 409, 413, 415, 422, 503)
 EMAIL_LINK = "/app/v1/xid/email-confirmations/{token}"
+OS_QUERY = (
+    "os",
+    "the phone's OS: the PC page shows one QR code per OS, each encoding the link with ?os=;"
+    " any other value is 400 unknown_os",
+    ("ios", "android"),
+)
+LANDING = (
+    "The app asks with Accept: application/json (or none) and gets this JSON. A browser (Accept ranking"
+    " text/html first: the QR code, 【アプリを起動する】 without the app) gets a landing page (text/html)"
+    " whose button opens the app: honnin-jpki://open?link=… on iOS, intent://open?link=…"
+    "#Intent;scheme=honnin-jpki;end on Android (?os= chooses; otherwise the User-Agent, or both)."
+    " In demo mode it also links the phone-app simulator. Errors are a page too, with the same status."
+)
 
 
 def _app(
@@ -232,6 +245,8 @@ ROUTES = [
         errors=LINK_ERRORS,
         tag="card-bridge",
         security=False,
+        query=(OS_QUERY,),
+        extra={"description": LANDING},
     ),
     Route(
         "POST",
@@ -272,6 +287,7 @@ ROUTES = [
         tag="card-bridge",
         security=False,
         media_type="image/svg+xml",
+        query=(OS_QUERY,),
     ),
     Route(
         "GET",
@@ -282,6 +298,7 @@ ROUTES = [
         tag="card-bridge",
         security=False,
         media_type="image/png",
+        query=(OS_QUERY,),
     ),
     *XID_ROUTES,
     Route(

@@ -178,6 +178,19 @@ class Settings(BaseSettings):
     mail_retry_cap_seconds: PositiveFloat = 1_800.0
     mail_answer_timeout_seconds: PositiveFloat = 120.0
 
+    # Development and demo mode (`honnin demo --serve` turns it on; never in production)
+    demo: bool = Field(
+        False, description="serve the reference facility page (/demo/) and the phone-app simulator"
+    )
+    demo_dir: Path | None = Field(None, description="the demo's dev CA and token; default DATA_DIR/demo")
+    strict_startup: bool = Field(
+        False, description="refuse to start without facility tokens and a revocation source (compose)"
+    )
+
+    @property
+    def demo_folder(self) -> Path:
+        return self.demo_dir or self.data_dir / "demo"
+
     @property
     def sqlite_file(self) -> Path:
         return self.sqlite_path or self.data_dir / "honnin.db"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+
 CARD_INFO_NOT_READ = (
     "情報の取得に失敗しました。アプリで読み取りが完了してから「情報を反映する」を押してください。"
 )
@@ -31,3 +34,45 @@ def message_for_failure(code: str) -> str:
     if code == CODE_IDENTITY_MISMATCH:
         return IDENTITY_MISMATCH
     return possibly_revoked(code)
+
+
+@dataclass(frozen=True)
+class Remedy:
+    """Seed 000 §3's 原因・対処法 for one error, verbatim: the cause (when the seed names one),
+    what to do, and the seed's ※ note."""
+
+    remedy: str
+    cause: str | None = None
+    note: str | None = None
+
+
+# Seed 000 §3, 原因・対処法 (「証明書の失効されています。」 is the seed's wording, kept as it is).
+RENEW_CARD = "マイナンバーカードを更新※の上、再度、署名確認を行ってください。"
+RENEW_CARD_NOTE = "※マイナンバーカードの更新については、お住まいの市区町村窓口へお問い合わせください。"
+TRY_AGAIN_LATER = "時間をおいて、再度、署名確認を行ってください。"
+_REMEDIES = {
+    CARD_INFO_NOT_READ: Remedy(
+        cause="マイナンバーカードの情報取得ができませんでした。",
+        remedy="再度、アプリからマイナンバーカードを読み取り、②の「情報を反映する」を押してください。",
+    ),
+    IDENTITY_MISMATCH: Remedy(
+        cause="本人確認の際に読み取った情報と異なるマイナンバーカードを使用されている可能性がございます。",
+        remedy="本人確認の際に使用したマイナンバーカードであるか、ご確認の上、再度、署名確認を行ってください。",
+    ),
+    possibly_revoked(CODE_EXPIRED): Remedy(
+        cause="証明書の有効期限が切れています。", remedy=RENEW_CARD, note=RENEW_CARD_NOTE
+    ),
+    possibly_revoked(CODE_REVOKED): Remedy(
+        cause="証明書の失効されています。", remedy=RENEW_CARD, note=RENEW_CARD_NOTE
+    ),
+}
+_ANY_CODE = re.compile(re.escape(_POSSIBLY_REVOKED).replace(re.escape("{code}"), r"[A-Za-z0-9_]{1,32}"))
+
+
+def remedy_for(message: str) -> Remedy | None:
+    """The seed's 原因・対処法 for one of its §3 errors, found by the error's own text; any
+    「失効済み…(Code: XX)」 other than 21 and 23 is the seed's 「上記以外」: try again later."""
+    found = _REMEDIES.get(message)
+    if found is None and _ANY_CODE.fullmatch(message):
+        return Remedy(remedy=TRY_AGAIN_LATER)
+    return found

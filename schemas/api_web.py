@@ -81,14 +81,34 @@ class CancelRequest(CancelRequestedPayload, _Request):
     """Cancelling a registration (optional body): the facility may say why, in its own words."""
 
 
+class OsLink(_Answer):
+    """One OS's way to the app: the PC/tablet page shows `qr_svg_url` (it encodes `url`, the link
+    with `?os=ios|android`); a phone's page links `url` (the landing page) or `deep_link`."""
+
+    url: str = Field(
+        description="the link with ?os=: what this OS's QR code encodes; a browser gets the landing page"
+    )
+    deep_link: str = Field(
+        description=(
+            "opens the app: honnin-jpki://open?link=… on iOS,"
+            " intent://open?link=…#Intent;scheme=honnin-jpki;end on Android"
+        )
+    )
+    qr_svg_url: str
+    qr_png_url: str
+
+
 class Link(_Answer):
-    """A one-time link for the phone app: iPhone/Android open `deep_link`, a PC/tablet shows the QR code."""
+    """A one-time link for the phone app: iPhone/Android open `deep_link`, a PC/tablet shows the QR code
+    (one per OS: `ios` and `android`, as the seed's PC page does)."""
 
     url: str
     deep_link: str
     qr_svg_url: str
     qr_png_url: str
     expires_at: AwareDatetime
+    ios: OsLink
+    android: OsLink
 
 
 class StartRegistrationResponse(_Answer):
@@ -100,6 +120,14 @@ class StartRegistrationResponse(_Answer):
     card_read_link: Link
 
 
+class RemedyText(_Answer):
+    """Seed 000 §3's 原因・対処法 for the error `message` shows, verbatim: shown under it."""
+
+    cause: str | None = Field(default=None, description="原因, when the seed names one")
+    remedy: str = Field(description="対処法: what the person does next")
+    note: str | None = Field(default=None, description="the seed's ※ note (where to renew the card)")
+
+
 class VerificationStatus(_Answer):
     """Where the signature's verification stands; `message` is the seed's text, shown as it is."""
 
@@ -109,6 +137,7 @@ class VerificationStatus(_Answer):
     message: str | None = None
     retries: int = 0
     retry_at: AwareDatetime | None = None
+    remedy: RemedyText | None = Field(default=None, description="after a failure: the seed's 原因・対処法")
 
 
 class RegistrationStatus(_Answer):

@@ -14,11 +14,12 @@ from typing import Literal, TypedDict
 import structlog
 from aiohttp import web
 
+from adapters.card_bridge import landing
 from adapters.card_bridge.links import LINK_PATH, Claims, Links, Step
 from adapters.card_bridge.qr import render_png, render_svg
 from adapters.card_bridge.signing import check_signature
-from adapters.http.common import HttpError, ok, read_json
-from orchestrator.errors import RetryLaterError
+from adapters.http.common import HttpError, ok, read_json, status_of
+from orchestrator.errors import HonninError, RetryLaterError
 from orchestrator.model import Registration
 from orchestrator.ports import Clock
 from orchestrator.service import Orchestrator
@@ -49,10 +50,16 @@ class _AppFields(TypedDict):
 
 
 def add_card_bridge_routes(
-    app: web.Application, *, orchestrator: Orchestrator, links: Links, clock: Clock
+    app: web.Application,
+    *,
+    orchestrator: Orchestrator,
+    links: Links,
+    clock: Clock,
+    simulator: landing.Simulator | None = None,
 ) -> None:
-    """Mount the phone app's API on `app` (the worker's HTTP application, or a test's)."""
-    bridge = CardBridge(orchestrator, links, clock)
+    """Mount the phone app's API on `app` (the worker's HTTP application, or a test's); with
+    `simulator` (demo mode), the landing page offers the phone-app simulator too."""
+    bridge = CardBridge(orchestrator, links, clock, simulator)
     app.router.add_get(BASE, bridge.link, name="card_bridge.link")
     app.router.add_post(BASE + "/card-info", bridge.card_info, name="card_bridge.card_info")
     app.router.add_get(BASE + "/challenge", bridge.challenge, name="card_bridge.challenge")
@@ -64,13 +71,19 @@ def add_card_bridge_routes(
 class CardBridge:
     """The handlers; they hold no state of their own, the store and the token carry it all."""
 
-    def __init__(self, orchestrator: Orchestrator, links: Links, clock: Clock) -> None:
+    def __init__(
+        self, orchestrator: Orchestrator, links: Links, clock: Clock, simulator: landing.Simulator | None
+    ) -> None:
         self._orchestrator = orchestrator
         self._links = links
         self._clock = clock
+        self._simulator = simulator
 
     async def link(self, request: web.Request) -> web.Response:
-        """What the app asks first: which screen to open, and for `sign` what to sign."""
+        """What the app asks first: which screen to open, and for `sign` what to sign. A browser
+        (the QR code, 【アプリを起動する】 without the app) gets the landing page instead."""
+        if landing.wants_html(request):
+            return await self._landing(request)
         claims = self._open(request, None)
         challenge, attempt = None, None
         if claims.step == "sign":
@@ -131,14 +144,31 @@ class CardBridge:
         url = self._url(request)
         return web.Response(body=render_png(url), content_type="image/png", headers=NO_STORE)
 
+    async def _landing(self, request: web.Request) -> web.Response:
+        """The landing page, or the reason the link cannot be used, in Japanese."""
+        try:
+            claims = self._open(request, None)
+            if claims.step == "sign":
+                await self._signing(claims)
+            os = landing.os_of(request, guess=True)
+        except HttpError as exc:
+            return landing.error_page(exc)
+        except HonninError as exc:  # the registration is gone (purged): the page says so too
+            return landing.error_page(HttpError(status_of(exc), exc.code, exc.message))
+        token = request.match_info["token"]
+        return landing.page(claims, token, self._links, os, self._simulator)
+
     def _open(self, request: web.Request, step: Step | None) -> Claims:
         """Every route starts here: a genuine, unexpired link for this step, or 404/410/403."""
         return self._links.open(request.match_info["token"], step)
 
     def _url(self, request: web.Request) -> str:
-        """The link's public URL, built from the configured base, never from the request's Host."""
+        """The link's public URL (with `?os=` when asked), built from the configured base, never
+        from the request's Host."""
         self._open(request, None)
-        return self._links.url_of(request.match_info["token"])
+        os = landing.os_of(request)
+        token = request.match_info["token"]
+        return self._links.os_link(token, os).url if os else self._links.url_of(token)
 
     def _envelope(self, claims: Claims) -> _AppFields:
         """The app's envelope fields: the link's own event id makes a second use a duplicate."""

@@ -31,6 +31,8 @@ from orchestrator.ports import Clock
 Step = Literal["card_read", "sign"]
 STEPS: tuple[Step, ...] = ("card_read", "sign")
 LINK_PATH = "/app/v1/links/"
+Os = Literal["ios", "android"]
+OSES: tuple[Os, ...] = ("ios", "android")
 
 
 def link_key(data_key: bytes) -> bytes:
@@ -54,6 +56,18 @@ class Claims:
 
 
 @dataclass(frozen=True)
+class OsLink:
+    """One OS's way in (the PC page shows one QR code per OS): `url` is the link with `?os=`, what
+    the code encodes; a phone opens the app there (a universal/app link), or the landing page,
+    whose button follows `deep_link`."""
+
+    url: str
+    deep_link: str
+    qr_svg_url: str
+    qr_png_url: str
+
+
+@dataclass(frozen=True)
 class IssuedLink:
     token: str
     url: str
@@ -61,6 +75,8 @@ class IssuedLink:
     qr_svg_url: str
     qr_png_url: str
     expires_at: datetime
+    ios: OsLink
+    android: OsLink
 
 
 def _b64(raw: bytes) -> str:
@@ -121,11 +137,31 @@ class Links:
         return IssuedLink(
             token=token,
             url=url,
-            deep_link=f"{self._scheme}://open?link={quote(url, safe='')}",
+            deep_link=self.deep_link(url, "ios"),
             qr_svg_url=f"{url}/qr.svg",
             qr_png_url=f"{url}/qr.png",
             expires_at=datetime.fromtimestamp(expires, UTC),
+            ios=self.os_link(token, "ios"),
+            android=self.os_link(token, "android"),
         )
+
+    def os_link(self, token: str, os: Os) -> OsLink:
+        """The link as one OS's QR code and landing page carry it."""
+        url = self.url_of(token)
+        return OsLink(
+            url=f"{url}?os={os}",
+            deep_link=self.deep_link(url, os),
+            qr_svg_url=f"{url}/qr.svg?os={os}",
+            qr_png_url=f"{url}/qr.png?os={os}",
+        )
+
+    def deep_link(self, url: str, os: Os) -> str:
+        """Opens the app with the link: the app's URL scheme on iOS, an intent URI on Android
+        (Chrome there opens apps by intent; a bare custom scheme may be ignored)."""
+        query = f"open?link={quote(url, safe='')}"
+        if os == "android":
+            return f"intent://{query}#Intent;scheme={self._scheme};end"
+        return f"{self._scheme}://{query}"
 
     def open(self, token: str, step: Step | None = None) -> Claims:
         """The claims of a genuine, unexpired link (for `step`, when given); else an HttpError."""

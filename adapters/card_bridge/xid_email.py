@@ -15,6 +15,7 @@ import structlog
 from aiohttp import web
 
 from adapters.card_bridge.xid_links import CONFIRM_PATH, EmailLinks, Presented
+from adapters.http.words import error_body
 from orchestrator import messages_xid as words
 from orchestrator.errors import NotFoundError, RetryLaterError
 from orchestrator.model import Registration
@@ -128,7 +129,7 @@ def _answer(request: web.Request, verdict: Verdict, *, form: bool = False) -> we
     if "application/json" in request.headers.get("Accept", ""):
         body: dict[str, object] = {"code": verdict.code, "message": verdict.message}
         if verdict.status >= 400:
-            body["details"] = []  # the error shape
+            body = error_body(verdict.code, verdict.message)  # the error shape
         return web.json_response(body, status=verdict.status, headers=headers)
     page = _PAGE.format(
         code=html.escape(verdict.code), message=html.escape(verdict.message), form=_FORM if form else ""

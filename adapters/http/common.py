@@ -1,7 +1,9 @@
 """One error shape for every HTTP answer, bodies read within limits, Honnin errors as statuses.
 
-Every error body is `{"code": <machine code>, "message": <text shown as is>, "details": [...]}`;
-the seed's messages travel in `message` verbatim. Nothing a caller sent is echoed back.
+Every error body is `{"code": <machine code>, "message": <Japanese, shown as is>, "message_en":
+<English, for logs and integrators>, "details": [...]}` (`adapters.http.words`); the seed's
+messages travel in `message` verbatim, with the seed's 原因・対処法 as a `details` entry of type
+`remedy`. Nothing a caller sent is echoed back.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from aiohttp.web_protocol import RequestPayloadError
 from pydantic import BaseModel, ValidationError
 
 from adapters.http.server import HEADER_TIMEOUT, KEEPALIVE_TIMEOUT, GuardedRunner
+from adapters.http.words import error_body, invalid_body_ja
 from orchestrator.errors import (
     CardInfoNotReadError,
     HonninError,
@@ -44,19 +47,32 @@ class HttpError(Exception):
     """Raised by handlers for an answer that is not 2xx."""
 
     def __init__(
-        self, status: int, code: str, message: str, details: list[dict[str, Any]] | None = None
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: list[dict[str, Any]] | None = None,
+        *,
+        message_en: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.details = details or []
+        self.message_en = message_en
 
 
 def error_response(
-    status: int, code: str, message: str, details: list[dict[str, Any]] | None = None
+    status: int,
+    code: str,
+    message: str,
+    details: list[dict[str, Any]] | None = None,
+    *,
+    message_en: str | None = None,
 ) -> web.Response:
-    body = {"code": code, "message": message, "details": details or []}
+    """An error in the one shape; `message` in either language (see `adapters.http.words`)."""
+    body = error_body(code, message, details, message_en=message_en)
     return web.json_response(body, status=status, dumps=_dumps)
 
 
@@ -88,7 +104,8 @@ async def read_json(request: web.Request, model: type[Model]) -> Model:
     except ValidationError as exc:
         details = error_details(exc)
         summary = "; ".join(f"{d['loc']}: {d['msg']}" for d in details[:5])
-        raise HttpError(422, "invalid_body", f"invalid body: {summary}", details) from None
+        english = f"invalid body: {summary}"
+        raise HttpError(422, "invalid_body", invalid_body_ja(details), details, message_en=english) from None
 
 
 async def _body(request: web.Request) -> bytes:
@@ -119,10 +136,12 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     try:
         return await handler(request)
     except HttpError as exc:
-        return error_response(exc.status, exc.code, exc.message, exc.details)
+        return error_response(exc.status, exc.code, exc.message, exc.details, message_en=exc.message_en)
     except HonninError as exc:
         return error_response(status_of(exc), exc.code, exc.message)
     except web.HTTPException as exc:  # aiohttp's own: 404 for unknown paths, 405, 413
+        if exc.status < 400:  # a redirect (the demo's pages) is an answer, not an error
+            raise
         if exc.status == 413:
             return error_response(413, "body_too_large", f"the body is larger than {MAX_BODY} bytes")
         return error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)

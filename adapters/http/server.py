@@ -21,6 +21,7 @@ from aiohttp.http_parser import RawRequestMessage
 from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler, RequestPayloadError, _ErrInfo
 
+from adapters.http.words import error_body
 from orchestrator.errors import failure_reason
 
 log = structlog.get_logger("honnin.http")
@@ -28,16 +29,19 @@ log = structlog.get_logger("honnin.http")
 HEADER_TIMEOUT = 10.0  # seconds from connection (or the next request's first byte) to complete headers
 KEEPALIVE_TIMEOUT = 75.0  # seconds an idle keep-alive connection stays open (longer than a proxy's 60)
 _TIMED_OUT = json.dumps(
-    {"code": "header_timeout", "message": "the request headers took too long", "details": []}
+    error_body("header_timeout", "the request headers took too long"), ensure_ascii=False
 ).encode()
 
 
 def _error_body(status: int, code: str, message: str) -> web.Response:
     """The one error shape, written here so the protocol layer needs nothing from the app layer."""
-    body = {"code": code, "message": message, "details": []}
-    response = web.json_response(body, status=status)
+    response = web.json_response(error_body(code, message), status=status, dumps=_dumps)
     response.force_close()
     return response
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False)
 
 
 def _parse_error(exc: BaseException | None) -> tuple[int, str, str]:

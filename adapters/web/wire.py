@@ -15,7 +15,14 @@ from adapters.card_bridge.links import IssuedLink
 from adapters.http.common import read_json
 from orchestrator import messages
 from orchestrator.model import Registration, State, Verification
-from schemas.api_web import Link, RegistrationState, RegistrationStatus, VerificationStatus
+from schemas.api_web import (
+    Link,
+    OsLink,
+    RegistrationState,
+    RegistrationStatus,
+    RemedyText,
+    VerificationStatus,
+)
 
 Model = TypeVar("Model", bound=BaseModel)
 _STATES: dict[str, RegistrationState] = {s: s for s in get_args(RegistrationState)}
@@ -41,6 +48,8 @@ def link_of(issued: IssuedLink) -> Link:
         qr_svg_url=issued.qr_svg_url,
         qr_png_url=issued.qr_png_url,
         expires_at=issued.expires_at,
+        ios=OsLink(**vars(issued.ios)),
+        android=OsLink(**vars(issued.android)),
     )
 
 
@@ -63,7 +72,10 @@ def status_of(registration: Registration) -> RegistrationStatus:
 def _verification(verification: Verification) -> VerificationStatus:
     """While it runs, Honnin's own words; once decided, the seed's message for the code."""
     message = verification.message or (messages.VERIFICATION_PENDING if verification.in_progress else None)
+    found = messages.remedy_for(message) if message and not verification.in_progress else None
+    remedy = RemedyText(cause=found.cause, remedy=found.remedy, note=found.note) if found else None
     return VerificationStatus(
+        remedy=remedy,
         attempt=verification.attempt,
         status=verification.status,
         code=verification.code,

@@ -133,7 +133,7 @@ class World:
             kind = response.headers.get("Content-Type", "")
         assert 400 <= status < 500, (status, answer[:300])
         assert kind.startswith("application/json")
-        assert set(json.loads(answer)) == {"code", "message", "details"}
+        assert set(json.loads(answer)) == {"code", "message", "message_en", "details"}
 
     async def snapshot(self, rid: str) -> tuple[int, list[str]]:
         stored = await self.app.store.load(rid)

@@ -292,7 +292,7 @@ async def test_a_bad_body_is_refused_and_changes_nothing(
     link = bridge.links.issue(rid, "card_read")
     answer = await _raw_post(bridge, link.url + "/card-info", data, content_type)
     assert (answer[0], answer[1]["code"]) == (status, code)
-    assert set(answer[1]) == {"code", "message", "details"}
+    assert set(answer[1]) == {"code", "message", "message_en", "details"}
     assert await bridge.kinds(rid) == ["registration.started"]
     status, _ = await bridge.post(link.url + "/card-info", {"card": FACTS})
     assert status == 200, "a refused body does not spend the link"
@@ -535,5 +535,10 @@ async def test_a_signature_while_one_is_being_verified_gets_the_orchestrators_wo
     status, body = await bridge.post(second.url + "/signature", signed(card, challenge["challenge"]))
     assert (status, body) == (
         409,
-        {"code": "verification_in_progress", "message": messages.VERIFICATION_PENDING, "details": []},
+        {
+            "code": "verification_in_progress",
+            "message": messages.VERIFICATION_PENDING,
+            "message_en": "the card's verification is not finished yet: try again shortly",
+            "details": [],
+        },
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import subprocess
 import sys
@@ -13,15 +14,16 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from adapters.ca_revocation import parse_identity, verify_signature
 from adapters.ca_revocation.signatures import public_key_der_of
+from schemas.api_card_bridge import SignatureRequest
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def dev_ca(*args: str) -> subprocess.CompletedProcess[str]:
+def dev_ca(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HONNIN_")}
     result = subprocess.run(
         [sys.executable, "-m", "honnin.cli", "dev-ca", *args],
-        cwd=ROOT,
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
@@ -56,6 +58,17 @@ def test_init_issue_revoke_and_sign(tmp_path: Path) -> None:
         b"the server's challenge",
         base64.b64decode(signature_b64),
         "rsa-pkcs1v15-sha256",
+    )
+
+    body = json.loads(dev_ca("sign", str(ca), "taro", challenge, "--json").stdout)
+    assert set(body) == {"certificate", "signature", "algorithm"}
+    assert body["certificate"] == certificate_b64
+    assert SignatureRequest.model_validate(body).algorithm == "rsa-pkcs1v15-sha256"
+    assert verify_signature(
+        public_key_der_of(cert),
+        b"the server's challenge",
+        base64.b64decode(body["signature"]),
+        body["algorithm"],
     )
 
     dev_ca("revoke", str(ca), "taro")
@@ -105,3 +118,13 @@ def test_a_municipality_card_and_its_partitioned_crl_verify_through_the_index(tm
         .state
         == "missing"
     )
+
+
+def test_a_relative_folder_is_printed_as_absolute_paths(tmp_path: Path) -> None:
+    printed = dev_ca("init", "ca", cwd=tmp_path).stdout.splitlines()
+    assert printed[0] == f"HONNIN_TRUST_ANCHOR_FILES={tmp_path.resolve() / 'ca' / 'root.pem'}"
+    assert printed[2] == f"HONNIN_CRL_FILES={tmp_path.resolve() / 'ca' / 'crl.der'}"
+    issued = Path(dev_ca("issue", "ca", "hanako", cwd=tmp_path).stdout.strip())
+    assert issued == tmp_path.resolve() / "ca" / "cards" / "hanako.pem"
+    assert Path(dev_ca("revoke", "ca", "hanako", cwd=tmp_path).stdout.strip()).is_absolute()
+    assert Path(dev_ca("crl", "ca", cwd=tmp_path).stdout.strip()) == tmp_path.resolve() / "ca" / "crl.der"

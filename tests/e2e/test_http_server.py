@@ -77,7 +77,7 @@ async def closed(reader: asyncio.StreamReader) -> bytes:
 def error_of(headers: dict[str, str], body: bytes) -> dict[str, Any]:
     assert headers["content-type"].startswith("application/json")
     answer = json.loads(body)
-    assert set(answer) == {"code", "message", "details"}
+    assert set(answer) == {"code", "message", "message_en", "details"}
     return answer
 
 

@@ -74,7 +74,7 @@ async def test_an_unknown_path_is_a_404_in_the_error_shape(app: App) -> None:
         http.get(f"{server.url}/v1/nothing-here") as response,
     ):
         assert response.status == 404
-        assert set(await response.json()) == {"code", "message", "details"}
+        assert set(await response.json()) == {"code", "message", "message_en", "details"}
 
 
 def test_the_demo_plays_the_flow_and_every_seed_error() -> None:

@@ -230,7 +230,17 @@ async def test_reflect_before_the_card_read_is_the_seeds_error_and_early_steps_w
         "message": (
             "情報の取得に失敗しました。アプリで読み取りが完了してから「情報を反映する」を押してください。"
         ),
-        "details": [],
+        "message_en": "the card has not been read yet: read it with the app, then press 情報を反映する",
+        "details": [
+            {
+                "type": "remedy",
+                "cause": "マイナンバーカードの情報取得ができませんでした。",
+                "remedy": (
+                    "再度、アプリからマイナンバーカードを読み取り、②の「情報を反映する」を押してください。"
+                ),
+                "remedy_en": "read the card with the app again, then press ② 情報を反映する",
+            }
+        ],
     }
     status, body = await site.call("POST", ONE.format(rid) + "/confirm", {"notice_acknowledged": True})
     assert (status, body["code"], body["message"]) == (409, "not_yet_accepted", CARD_NOT_READ_YET)
@@ -257,12 +267,16 @@ async def test_another_persons_card_is_a_mismatch_then_the_right_card_signs_thro
     await site.sign(rid, first, ca.issue(Person(name="公的　太郎", sex="1"), now=NOW))
     status, body = await site.call("POST", ONE.format(rid) + "/complete")
     assert (status, body["code"], body["message"]) == (409, "identity_mismatch", MISMATCH)
+    [remedy] = [d for d in body["details"] if d["type"] == "remedy"]
+    assert remedy["remedy"] == messages.remedy_for(MISMATCH).remedy  # type: ignore[union-attr]
     verification = (await site.state(rid))["verification"]
     assert (verification["status"], verification["code"], verification["message"]) == (
         "failed",
         "identity_mismatch",
         MISMATCH,
     )
+    assert verification["remedy"]["remedy"] == remedy["remedy"]
+    assert verification["remedy"]["cause"] == remedy["cause"]
 
     status, fresh = await site.call("POST", ONE.format(rid) + "/sign-link")
     assert (status, fresh["attempt"]) == (200, 2)
@@ -279,6 +293,15 @@ async def test_an_expired_certificate_is_code_21(site: Site, ca: DevCA) -> None:
     status, body = await site.call("POST", ONE.format(rid) + "/complete")
     assert (status, body["code"]) == (409, "21")
     assert body["message"] == "失効済みのマイナンバーカードの可能性があります。(Code: 21)"
+    assert (
+        body["message_en"] == "the card may have been revoked (Code: 21): the signing certificate has expired"
+    )
+    [remedy] = body["details"]
+    assert (remedy["type"], remedy["remedy"], remedy["note"]) == (
+        "remedy",
+        messages.RENEW_CARD,
+        messages.RENEW_CARD_NOTE,
+    )
 
 
 async def test_a_revoked_certificate_is_code_23(tmp_path: Path) -> None:
@@ -471,7 +494,12 @@ async def test_another_facilitys_registration_is_404_like_a_missing_one(site: Si
             method, ONE.format(rid) + suffix, {"notice_acknowledged": True}, token=TOKEN_B
         )
         assert (status, body) == (404, missing), (method, suffix)
-    assert missing == {"code": "not_found", "message": "no such registration", "details": []}
+    assert missing == {
+        "code": "not_found",
+        "message": "指定された登録またはページが見つかりません。",
+        "message_en": "no such registration",
+        "details": [],
+    }
     assert (await site.state(rid))["state"] == "card_read"
     status, body = await site.call("GET", ONE.format("123412341234"))
     assert (status, "1234" in json.dumps(body)) == (404, False)
