@@ -213,7 +213,9 @@ async def test_the_queues_carry_the_declared_arguments(bus: RabbitMqBus) -> None
     )
     prefix = bus.queue_prefix
     queues = {q["name"].removeprefix(prefix): q for q in listing if q["name"].startswith(prefix)}
-    assert set(queues) == {"q", "q.retry", "q.dead"}
+    tiers = {"q.retry.100ms": 100, "q.retry.1s": 1_000, "q.retry.10s": 10_000, "q.retry.60s": 60_000}
+    tiers["q.retry.300s"] = 300_000
+    assert set(queues) == {"q", "q.dead", *tiers}
     assert all(q["type"] == "quorum" and q["durable"] for q in queues.values())
     args = {name: {a[0]: a[2] for a in q["arguments"]} for name, q in queues.items()}
     assert args["q"] == {
@@ -224,13 +226,15 @@ async def test_the_queues_carry_the_declared_arguments(bus: RabbitMqBus) -> None
         "x-dead-letter-strategy": "at-least-once",
         "x-overflow": "reject-publish",
     }
-    assert args["q.retry"] == {
-        "x-queue-type": "quorum",
-        "x-dead-letter-exchange": "",
-        "x-dead-letter-routing-key": f"{prefix}q",
-        "x-dead-letter-strategy": "at-least-once",
-        "x-overflow": "reject-publish",
-    }
+    for name, ttl in tiers.items():  # one fixed TTL per delay queue: nothing waits behind a longer copy
+        assert args[name] == {
+            "x-queue-type": "quorum",
+            "x-message-ttl": ttl,
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": f"{prefix}q",
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
+        }
     assert args["q.dead"] == {"x-queue-type": "quorum"}
 
 
