@@ -16,7 +16,8 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
 import aio_pika
 import structlog
@@ -134,7 +135,10 @@ class QueueConsumer:
 
     async def _handle(self, incoming: AbstractIncomingMessage) -> None:
         delivery = to_delivery(incoming, self.name)
-        first_seen = delivery.first_seen_at.timestamp() if delivery.first_seen_at else time.time()
+        if delivery.first_seen_at is None:  # its first delivery: the window starts now
+            delivery = replace(delivery, first_seen_at=datetime.fromtimestamp(time.time(), UTC))
+        assert delivery.first_seen_at is not None
+        first_seen = delivery.first_seen_at.timestamp()
         try:
             await self.handler(delivery)
         except PermanentError as exc:

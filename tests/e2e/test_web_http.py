@@ -632,3 +632,31 @@ async def test_unknown_fields_are_refused_and_never_named(site: Site) -> None:
 
 def test_the_api_knows_every_state_a_registration_can_be_in() -> None:
     assert set(get_args(RegistrationState)) == {s.value for s in State} - {"new"}
+
+
+# -- contention -----------------------------------------------------------------------------------
+
+
+async def test_sixty_concurrent_steps_on_one_registration_get_no_5xx(site: Site) -> None:
+    """Different requests: one confirm applies, the rest are the right 409; the same request: one event."""
+    import asyncio
+
+    rid, _ = await site.start()
+    await site.read_card(rid)
+    path = ONE.format(rid) + "/confirm"
+    body = {"notice_acknowledged": True}
+    different = await asyncio.gather(
+        *(site.call("POST", path, body, headers={"Idempotency-Key": f"confirm-{n}"}) for n in range(60))
+    )
+    statuses = sorted(status for status, _ in different)
+    assert statuses == [200] + [409] * 59, statuses
+    assert {b["code"] for s, b in different if s == 409} == {"event_not_accepted"}
+
+    same = await asyncio.gather(
+        *(site.call("DELETE", ONE.format(rid), headers={"Idempotency-Key": "cancel-once"}) for _ in range(60))
+    )
+    assert [status for status, _ in same] == [202] * 60, "one cancel, answered sixty times"
+    history = await site.history(rid)
+    assert history.count(("registration.confirmed", "applied")) == 1
+    assert history.count(("registration.cancel_requested", "applied")) == 1
+    assert len(history) == 2 + 60 + 1, "started, card read, 60 confirms (one applied), one cancel"

@@ -308,3 +308,31 @@ async def test_a_bounded_queue_drops_its_oldest_instead_of_refusing_publishes(bu
 
 async def _depth_is(bus: RabbitMqBus, queue: str, n: int) -> bool:
     return await bus.depth(queue) == n
+
+
+async def test_a_short_redelivery_never_waits_behind_a_long_one() -> None:
+    """One queue with a TTL per message expires only its head: a 100 ms copy behind a 60 s one would
+    wait the 60 s. With a delay queue per tier, the short copy comes back at once."""
+    bus = await connect_rabbitmq(delivery_limit=None, redelivery_base=0.05)
+    try:
+        await bus.declare_queue("q", ["k"])
+        seen: list[tuple[str, int, float]] = []
+
+        async def fail_once(d: Delivery) -> None:
+            seen.append((d.message.message_id, d.attempt, time.monotonic()))
+            if d.message.message_id == "slow" or d.attempt == 1:
+                raise RetryableError("not yet")
+
+        await bus.consume("q", fail_once)
+        # Its 12th delivery failing: 0.05 s × 2¹¹ ≈ 102 s of backoff, the 60 s tier.
+        await bus.publish(BusMessage("k", b"slow", "slow", {"x-honnin-attempt": "12"}))
+        await eventually(lambda: bool(seen))
+        started = time.monotonic()
+        await bus.publish(message("k", "fast"))
+        await eventually(lambda: ("fast", 2) in [(m, a) for m, a, _ in seen], timeout=5)
+        back = next(at for m, a, at in seen if (m, a) == ("fast", 2))
+        assert back - started < 3, "the short copy did not wait for the long one"
+        assert [m for m, _, _ in seen].count("slow") == 1, "the long one still waits its tier"
+        assert await bus._ready(bus._naming.retry("q", 60.0)) == 1  # type: ignore[attr-defined]
+    finally:
+        await dispose(bus)
