@@ -24,6 +24,7 @@ from pymongo.errors import CollectionInvalid, PyMongoError
 from adapters.store.codec import Sealer
 from adapters.store.documents import envelope_checked, opened
 from adapters.store.mongodb_operations import is_duplicate
+from adapters.store.mongodb_webhooks import MongoWebhooks
 from orchestrator.errors import (
     CorruptRowError,
     PermanentError,
@@ -31,7 +32,7 @@ from orchestrator.errors import (
     StoreUnavailableError,
     exception_kind,
 )
-from orchestrator.ports import Commit, DeliveryAttempt, FacilityEvent, PendingDelivery, WebhookEndpoint
+from orchestrator.ports import Commit, DeliveryAttempt, FacilityEvent, PendingDelivery
 
 Doc = dict[str, Any]
 
@@ -58,7 +59,7 @@ def _claimable(now: datetime) -> Doc:
     }
 
 
-class MongoOutbound:
+class MongoOutbound(MongoWebhooks):
     """Mixed into MongoStore: the same client, database and sealer."""
 
     if TYPE_CHECKING:
@@ -167,80 +168,6 @@ class MongoOutbound:
             return len(ids)
 
         return int(await self._transact(purge, "feed purge"))
-
-    async def put_webhook(self, endpoint: WebhookEndpoint) -> None:
-        f, previous = endpoint.facility_id, endpoint.previous_secret
-        fields = {
-            "url": endpoint.url,
-            "secret": Binary(self._sealer.seal(endpoint.secret.encode(), f"webhook:{f}")),
-            "previous_secret": Binary(self._sealer.seal(previous.encode(), f"webhook-previous:{f}"))
-            if previous
-            else None,
-            "previous_until": endpoint.previous_until,
-            "state": endpoint.state,
-            "updated_at": endpoint.updated_at,
-        }
-        on_insert = {
-            "created_at": endpoint.created_at,
-            "last_attempt_at": None,
-            "last_status": None,
-            "last_error": None,
-            "last_delivered_at": None,
-        }
-        try:
-            await self._db.webhook_endpoints.update_one(
-                {"_id": f}, {"$set": fields, "$setOnInsert": on_insert}, upsert=True
-            )
-        except PyMongoError as exc:
-            raise StoreUnavailableError(f"MongoDB write failed: {exception_kind(exc)}") from exc
-
-    async def webhook(self, facility_id: str) -> WebhookEndpoint | None:
-        """The endpoint; one whose secret does not open is quarantined and, until released, absent."""
-        try:
-            doc = await self._db.webhook_endpoints.find_one({"_id": facility_id})
-        except PyMongoError as exc:
-            raise StoreUnavailableError(f"MongoDB read failed: {exception_kind(exc)}") from exc
-        return await self._endpoint(doc) if doc else None
-
-    async def webhooks(self) -> list[WebhookEndpoint]:
-        try:
-            docs = await self._db.webhook_endpoints.find().sort("_id", ASCENDING).to_list()
-        except PyMongoError as exc:
-            raise StoreUnavailableError(f"MongoDB read failed: {exception_kind(exc)}") from exc
-        return [e for d in docs if (e := await self._endpoint(d)) is not None]
-
-    async def _endpoint(self, d: Doc) -> WebhookEndpoint | None:
-        f = d["_id"]
-        try:
-            secret = opened(self._sealer, d.get("secret"), f"webhook:{f}").decode()
-            earlier = d.get("previous_secret")
-            previous = opened(self._sealer, earlier, f"webhook-previous:{f}").decode() if earlier else None
-        except (CorruptRowError, UnicodeDecodeError) as exc:
-            corrupt = exc if isinstance(exc, CorruptRowError) else CorruptRowError("the secret is not text")
-            await self._quarantine("webhook", f, {"webhook_endpoints": {"_id": f}}, corrupt)
-            return None
-        return WebhookEndpoint(
-            facility_id=f,
-            url=d["url"],
-            secret=secret,
-            previous_secret=previous,
-            previous_until=d.get("previous_until"),
-            state=d["state"],
-            created_at=d["created_at"],
-            updated_at=d["updated_at"],
-            last_attempt_at=d.get("last_attempt_at"),
-            last_status=d.get("last_status"),
-            last_error=d.get("last_error"),
-            last_delivered_at=d.get("last_delivered_at"),
-        )
-
-    async def delete_webhook(self, facility_id: str) -> bool:
-        try:
-            deleted = await self._db.webhook_endpoints.delete_one({"_id": facility_id})
-            await self._db.webhook_deliveries.delete_many({"facility_id": facility_id})
-        except PyMongoError as exc:
-            raise StoreUnavailableError(f"MongoDB write failed: {exception_kind(exc)}") from exc
-        return deleted.deleted_count == 1
 
     async def add_delivery(self, event: FacilityEvent) -> bool:
         body = Binary(self._sealer.seal(event.body, f"delivery:{event.event_id}"))

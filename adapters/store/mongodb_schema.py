@@ -10,7 +10,7 @@ from bson import Binary
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import CollectionInvalid, DuplicateKeyError
+from pymongo.errors import CollectionInvalid, DuplicateKeyError, OperationFailure
 
 from adapters.store.codec import Sealer
 from orchestrator.errors import ConfigurationError
@@ -49,7 +49,8 @@ async def _replace_sparse(collection: AsyncCollection[Doc], name: str) -> None:
     """Drop an index an earlier version made sparse on a field stored as null (it held every document)."""
     found = (await collection.index_information()).get(name)
     if found is not None and found.get("sparse"):
-        await collection.drop_index(name)
+        with contextlib.suppress(OperationFailure):  # another worker starting dropped it first
+            await collection.drop_index(name)
 
 
 async def check_key(db: AsyncDatabase[Doc], sealer: Sealer) -> None:
