@@ -4,6 +4,7 @@ the app bootstrapped around the work and closed after it, our errors as one clea
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -38,12 +39,14 @@ def with_app(work: Callable[[App], Awaitable[T]]) -> T:
 
 
 async def wait_idle(app: App) -> None:
-    """Every consumed queue idle and the outbox empty, at the same moment."""
+    """Every consumed queue idle and the outbox empty, at the same moment (a message that keeps
+    failing holds this until its redelivery window has passed and it is dead-lettered)."""
     join = getattr(app.bus, "join", None)
     idle = getattr(app.bus, "idle", lambda: True)
     while True:
         if join is not None:
-            await join(within=60)
+            with contextlib.suppress(TimeoutError):
+                await join(within=60)
         if await app.store.outbox_backlog() == 0 and idle():
             return
         await asyncio.sleep(0.02)
