@@ -70,10 +70,6 @@ class SqliteOperations:
             log.error("store.row_quarantined", kind=kind, key=key, reason=reason)
         return QuarantinedError(f"{kind} {key} is in the quarantine ({reason})")
 
-    async def _is_quarantined(self, kind: str, key: str) -> bool:
-        rows = await self._fetch("SELECT 1 FROM quarantine WHERE kind = ? AND key = ? LIMIT 1", (kind, key))
-        return bool(rows)
-
     async def list_quarantine(
         self, kind: str | None = None, after: int = 0, limit: int = 100
     ) -> list[QuarantineEntry]:

@@ -319,3 +319,28 @@ async def test_an_outbox_id_clash_inside_one_batch_is_the_collision_too(store: S
     assert caught.value.code == "outbox_collision"
     assert [m.message_id for m in await store.claim_outbox("w", NOW, 30, 10)] == ["m1"]
     assert (await store.claim_outbox("w", NOW, 30, 10))[0].body == outbox_body("m1")
+
+
+async def test_a_purge_that_fails_halfway_changes_nothing(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The purge is one transaction: history is deleted before the feed, and a failure at the feed
+    must bring the history back (a purge in pieces would leave a registration without history)."""
+    expired = registration("reg-expired1", state=State.EXPIRED, ended_at=NOW)
+    await store.commit(
+        with_events(commit("e1", expired, 0, rid="reg-expired1"), heard("f1", rid="reg-expired1"))
+    )
+
+    async def broken(*_: object) -> None:
+        raise RuntimeError("the connection dropped halfway")
+
+    monkeypatch.setattr(store, "_forget_registrations", broken)
+    with pytest.raises(RuntimeError):
+        await store.purge_ended(NOW + timedelta(days=1), 10)
+    monkeypatch.undo()
+    assert [h.event_id for h in await store.history("reg-expired1")] == ["e1"]
+    assert await store.load("reg-expired1") is not None
+    assert [e.event_id for e in await store.feed("facility-1", 0, 10)] == ["f1"]
+    assert await store.purge_ended(NOW + timedelta(days=1), 10) == 1
+    assert await store.history("reg-expired1") == []
+    assert await store.feed("facility-1", 0, 10) == []

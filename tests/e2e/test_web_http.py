@@ -660,3 +660,20 @@ async def test_sixty_concurrent_steps_on_one_registration_get_no_5xx(site: Site)
     assert history.count(("registration.confirmed", "applied")) == 1
     assert history.count(("registration.cancel_requested", "applied")) == 1
     assert len(history) == 2 + 60 + 1, "started, card read, 60 confirms (one applied), one cancel"
+
+
+async def test_a_registration_in_the_quarantine_is_unavailable_to_its_facility_only(site: Site) -> None:
+    from tests.contract.stores import Raw
+
+    rid, _ = await site.start(registration_id="reg-broken-0001")
+    other, _ = await site.start()
+    await Raw(site.app.store).tamper("registration", site.internal(rid))
+    status, body = await site.call("GET", ONE.format(rid))
+    assert (status, body["code"]) == (503, "registration_unavailable")
+    assert rid not in json.dumps(body)
+    status, _ = await site.call("GET", ONE.format(rid), token=TOKEN_B)
+    assert status == 404, "another facility sees what it sees for any id it does not own"
+    assert (await site.state(other))["state"] == "info_entered", "the rest is served"
+    assert (await site.start(registration_id="reg-fresh-00001"))[1]["state"] == "info_entered"
+    [entry] = await site.app.store.list_quarantine()
+    assert (entry.kind, entry.key) == ("registration", site.internal(rid))
