@@ -336,3 +336,44 @@ async def test_a_short_redelivery_never_waits_behind_a_long_one() -> None:
         assert await bus._ready(bus._naming.retry("q", 60.0)) == 1  # type: ignore[attr-defined]
     finally:
         await dispose(bus)
+
+
+async def test_dead_letters_are_collected_into_the_store_acked_only_once_kept(
+    bus: RabbitMqBus, tmp_path
+) -> None:
+    from adapters.store.codec import Sealer
+    from adapters.store.sqlite import SqliteStore
+    from orchestrator.errors import PoisonMessageError, StoreUnavailableError
+
+    await bus.declare_queue("q", ["k"])
+
+    async def refuse(d: Delivery) -> None:
+        raise PoisonMessageError("not an event")
+
+    await bus.consume("q", refuse)
+    for n in (1, 2):
+        await bus.publish(message("k", f"poison-{n}"))
+    await eventually(lambda: _dead_depth(bus, 2))
+    store = await SqliteStore.open(tmp_path / "honnin.db", Sealer(bytes(range(32))))
+    try:
+
+        async def down(letter) -> None:
+            raise StoreUnavailableError("the store is down")
+
+        with pytest.raises(StoreUnavailableError):
+            await bus.collect_dead_letters("q", down)
+        await eventually(lambda: _dead_depth(bus, 2))  # refused: put back, nothing lost
+        moved = await bus.collect_dead_letters(
+            "q", lambda letter: store.add_dead_letter(letter, letter.first_seen_at)
+        )
+        assert moved == 2
+        kept = await store.dead_letters()
+        assert sorted(d.message.message_id for d in kept) == ["poison-1", "poison-2"]
+        assert all(d.reason == "poison_message: not an event" and d.first_seen_at for d in kept)
+        assert await _dead_depth(bus, 0)
+    finally:
+        await store.close()
+
+
+async def _dead_depth(bus: RabbitMqBus, expected: int) -> bool:
+    return await bus._ready(bus._naming.dead("q")) == expected  # type: ignore[attr-defined]
