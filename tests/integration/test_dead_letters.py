@@ -86,3 +86,41 @@ async def test_a_dead_letter_the_store_refuses_is_delivered_again_not_lost(
 
 async def _kept(store: SqliteStore) -> bool:
     return await store.dead_letter_count() == 1
+
+
+async def test_the_relay_and_the_sweeper_log_failures_through_the_one_sanitiser(clock) -> None:
+    """Their log lines say failure_reason(exc): one line, any 12-digit run masked, never raw text."""
+    import asyncio
+    import contextlib
+
+    from structlog.testing import capture_logs
+
+    from orchestrator.relay import OutboxRelay
+    from orchestrator.sweeper import DeadlineSweeper
+    from tests import factory
+
+    leaky = StoreUnavailableError("failed at\nrow 1234-5678-9012")
+
+    class DownStore:
+        async def claim_outbox(self, *_: object) -> list[object]:
+            raise leaky
+
+        async def due(self, *_: object) -> list[str]:
+            raise leaky
+
+    relay = OutboxRelay(DownStore(), InProcessBus(), clock, worker="w", idle_seconds=0.01)  # type: ignore[arg-type]
+    sweeper = DeadlineSweeper(
+        None, DownStore(), clock, retention=factory.NOW - factory.NOW, interval_seconds=0.01
+    )  # type: ignore[arg-type]
+    with capture_logs() as logs:
+        for task in (asyncio.create_task(relay.run(asyncio.Event())), asyncio.create_task(sweeper.run())):
+            await asyncio.sleep(0.05)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    reasons = {entry["event"]: entry["reason"] for entry in logs if "reason" in entry}
+    assert set(reasons) == {"outbox.relay_failed", "sweeper.failed"}
+    for reason in reasons.values():
+        assert reason.startswith("store_unavailable: failed at")
+        assert "9012" not in reason
+        assert "\n" not in reason
