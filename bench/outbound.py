@@ -121,9 +121,9 @@ class Activations:
 
     async def at_least(self, count: int) -> int:
         while self.count < count:
-            dead = getattr(self._app.bus, "dead_letters", [])
-            if dead:
-                raise SystemExit(f"dead-lettered: {dead[0].reason}")
+            if await self._app.store.dead_letter_count():  # the embedded bus keeps them in the store
+                [dead] = await self._app.store.dead_letters(limit=1)
+                raise SystemExit(f"dead-lettered: {dead.reason}")
             sql = "SELECT seq, event_type FROM feed WHERE seq > ? ORDER BY seq"
             rows = await self._app.store._fetch(sql, (self._seq,))  # type: ignore[attr-defined]
             if rows:

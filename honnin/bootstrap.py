@@ -95,10 +95,16 @@ async def open_store(settings: Settings, key: bytes) -> Store:
         )
     from adapters.store.sqlite import SqliteStore
 
-    return await SqliteStore.open(settings.sqlite_file, sealer)
+    return await SqliteStore.open(
+        settings.sqlite_file,
+        sealer,
+        busy_timeout_ms=round(settings.sqlite_busy_timeout_seconds * 1000),
+        synchronous=settings.sqlite_synchronous,
+    )
 
 
-async def make_bus(settings: Settings) -> Bus:
+async def make_bus(settings: Settings, store: Store) -> Bus:
+    """RabbitMQ keeps its dead letters in `<queue>.dead`; the in-process bus in the store."""
     if settings.bus == "rabbitmq":
         from adapters.bus.rabbitmq import RabbitMqBus
 
@@ -108,8 +114,17 @@ async def make_bus(settings: Settings) -> Bus:
             queue_prefix=settings.rabbitmq_queue_prefix,
             prefetch=settings.rabbitmq_prefetch,
             delivery_limit=settings.delivery_limit,
+            redelivery_base=settings.redelivery_base_seconds,
+            redelivery_cap=settings.redelivery_cap_seconds,
+            redelivery_window=settings.redelivery_window_seconds,
         )
-    return InProcessBus(delivery_limit=settings.delivery_limit)
+    return InProcessBus(
+        delivery_limit=settings.delivery_limit,
+        redelivery_delay=settings.redelivery_base_seconds,
+        redelivery_cap=settings.redelivery_cap_seconds,
+        redelivery_window=settings.redelivery_window_seconds,
+        dead_letters_to=store,
+    )
 
 
 def feed_key(data_key: bytes) -> bytes:
@@ -137,7 +152,9 @@ async def bootstrap(
             connect_timeout=settings.webhook_connect_timeout_seconds,
             read_timeout=settings.webhook_read_timeout_seconds,
         )
-        app = _wire(settings, store, bus or await make_bus(settings), clock, links, key, sender, policy)
+        app = _wire(
+            settings, store, bus or await make_bus(settings, store), clock, links, key, sender, policy
+        )
         app.feed_key = feed_key(key)
         return app
     except BaseException:

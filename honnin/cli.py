@@ -6,7 +6,6 @@ import asyncio
 import json
 import signal
 import sys
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,11 +15,13 @@ import structlog
 
 from honnin import logs
 from honnin.anchors_cli import anchors
-from honnin.bootstrap import App, bootstrap
+from honnin.bootstrap import App
+from honnin.cli_app import settings_from_env, wait_idle, with_app
 from honnin.devca_cli import dev_ca
 from honnin.municipality_cli import municipality
+from honnin.operators_cli import all_dead_letters, dead_letters, migrate, quarantine
 from honnin.settings import Settings
-from orchestrator.errors import HonninError, failure_reason
+from orchestrator.errors import HonninError, QuarantinedError, failure_reason
 from orchestrator.ports import BusMessage
 from schemas.events import Envelope, EnvelopeError, VerificationReplayRequested, new_event_id, parse_event
 from schemas.payloads import ReplayRequestedPayload
@@ -28,24 +29,8 @@ from schemas.payloads import ReplayRequestedPayload
 T = TypeVar("T")
 
 
-def _settings() -> Settings:
-    settings = Settings()
-    logs.configure(settings.log_level, settings.log_format)
-    return settings
-
-
-def _with_app(work: Callable[[App], Awaitable[T]], settings: Settings | None = None) -> T:
-    async def main() -> T:
-        app = await bootstrap(settings or _settings())
-        try:
-            return await work(app)
-        finally:
-            await app.close()
-
-    try:
-        return asyncio.run(main())
-    except HonninError as exc:
-        raise click.ClickException(failure_reason(exc)) from None
+_settings = settings_from_env
+_with_app = with_app
 
 
 @click.group()
@@ -71,10 +56,11 @@ def run(events_file: Path | None, until_idle: bool) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await app.runtime.start()
+        since = datetime.now(UTC)
         fed = await _feed(app, events_file) if events_file else []
         if until_idle:
             await _wait_idle(app)
-            _summarise(fed, app)
+            await _summarise(fed, app, since)
             await _print_states(app, fed)
             return
         if not app.settings.http_enabled:
@@ -126,23 +112,14 @@ async def _feed(app: App, path: Path) -> list[Envelope]:
     return fed
 
 
-async def _wait_idle(app: App) -> None:
-    """Every consumed queue idle and the outbox empty, at the same moment."""
-    join = getattr(app.bus, "join", None)
-    idle = getattr(app.bus, "idle", lambda: True)
-    while True:
-        if join is not None:
-            await join(within=60)
-        if await app.store.outbox_backlog() == 0 and idle():
-            return
-        await asyncio.sleep(0.02)
+_wait_idle = wait_idle
 
 
-def _summarise(fed: list[Envelope], app: App) -> None:
-    dead = getattr(app.bus, "dead_letters", None)
-    if dead is None:  # RabbitMQ keeps them in the <queue>.dead queues, for operators to replay
+async def _summarise(fed: list[Envelope], app: App, since: datetime) -> None:
+    if app.settings.bus == "rabbitmq":  # kept in the <queue>.dead queues: `honnin dead-letters collect`
         click.echo(f"fed {len(fed)} events; dead letters wait in the broker's .dead queues")
         return
+    dead = [d for d in await all_dead_letters(app.store) if d.last_seen_at and d.last_seen_at >= since]
     click.echo(f"fed {len(fed)} events; {len(dead)} dead-lettered")
     for letter in dead:
         click.echo(f"  dead letter {letter.message.message_id}: {letter.reason}")
@@ -150,7 +127,11 @@ def _summarise(fed: list[Envelope], app: App) -> None:
 
 async def _print_states(app: App, fed: list[Envelope]) -> None:
     for registration_id in dict.fromkeys(e.registration_id for e in fed):
-        stored = await app.store.load(registration_id)
+        try:
+            stored = await app.store.load(registration_id)
+        except QuarantinedError:
+            click.echo(f"  {registration_id}: in the quarantine")
+            continue
         click.echo(f"  {registration_id}: {stored.registration.state.value if stored else 'not created'}")
 
 
@@ -258,7 +239,12 @@ def check() -> None:
 
     async def work(app: App) -> str:
         backlog = await app.store.outbox_backlog()
-        return f"ok store={app.settings.store} bus={app.settings.bus} outbox_backlog={backlog}"
+        quarantined = await app.store.quarantine_count()
+        dead = await app.store.dead_letter_count()
+        return (
+            f"ok store={app.settings.store} bus={app.settings.bus} outbox_backlog={backlog}"
+            f" quarantined={quarantined} dead_letters={dead}"
+        )
 
     click.echo(_with_app(work))
 
@@ -271,7 +257,10 @@ def parked(limit: int) -> None:
     async def work(app: App) -> list[str]:
         lines = []
         for registration_id in await app.store.in_state("confirmed", limit * 10):
-            stored = await app.store.load(registration_id)
+            try:
+                stored = await app.store.load(registration_id)
+            except QuarantinedError:  # moved aside as it was met: `honnin quarantine` lists it
+                continue
             verification = stored.registration.verification if stored else None
             if stored and verification and verification.status == "parked":
                 lines.append(
@@ -331,6 +320,9 @@ def export_schemas(directory: Path) -> None:
 main.add_command(dev_ca)
 main.add_command(municipality)
 main.add_command(anchors)
+main.add_command(quarantine)
+main.add_command(dead_letters)
+main.add_command(migrate)
 
 
 @main.group()

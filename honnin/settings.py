@@ -70,7 +70,21 @@ class Settings(BaseSettings):
     verification_retry_limit: int = Field(5, ge=0)
     verification_retry_base_seconds: PositiveFloat = 2.0
     verification_retry_cap_seconds: PositiveFloat = 300.0
-    delivery_limit: PositiveInt = 5
+    delivery_limit: PositiveInt | None = Field(
+        None,
+        description="deprecated: also dead-letter a message after this many deliveries (see the window)",
+    )
+    redelivery_window_seconds: PositiveFloat = Field(
+        600.0, description="a failing message is redelivered with backoff this long, then dead-lettered"
+    )
+    redelivery_base_seconds: PositiveFloat = Field(0.05, description="the first redelivery's wait")
+    redelivery_cap_seconds: PositiveFloat = Field(300.0, description="the longest wait between two")
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
+        "FULL", description="FULL: a commit survives a power loss; NORMAL: faster, may lose the last ones"
+    )
+    sqlite_busy_timeout_seconds: PositiveFloat = Field(
+        10.0, description="how long a write waits for another process's lock before failing (retried)"
+    )
     sweep_interval_seconds: PositiveFloat = 1.0
     relay_idle_seconds: PositiveFloat = 0.5
     relay_retry_seconds: PositiveFloat = Field(

@@ -131,7 +131,7 @@ class DeliveryWorker:
                 try:
                     claimed = await self.claim()
                 except RetryableError as exc:
-                    log.warning("webhook.claim_failed", code=exc.code, reason=exc.message)
+                    log.warning("webhook.claim_failed", code=exc.code, reason=failure_reason(exc))
                     claimed = []
                 for delivery in claimed:
                     task = asyncio.create_task(self._guarded(delivery), name=f"webhook:{delivery.event_id}")

@@ -11,6 +11,8 @@ HonninError
 └── PermanentError            retrying cannot help
     ├── DuplicateEventError   the event id was processed already
     ├── PoisonMessageError    unparseable, unknown type or failing schema
+    ├── CorruptRowError       a stored row does not decode (tampered, wrong key, unknown version)
+    │   └── QuarantinedError  …and was moved aside: reads of it fail until an operator releases it
     ├── NotFoundError
     ├── CardInfoNotReadError  「情報を反映する」 before the app read the card
     ├── ConfigurationError
@@ -71,6 +73,19 @@ class DuplicateEventError(PermanentError):
 
 class PoisonMessageError(PermanentError):
     code = "poison_message"
+
+
+class CorruptRowError(PermanentError):
+    """A stored row that cannot be decoded: its sealed blob does not open, its JSON or model does not
+    validate, or it was written at a schema version this code does not know."""
+
+    code = "corrupt_row"
+
+
+class QuarantinedError(CorruptRowError):
+    """The row was moved to the quarantine; `honnin quarantine release` puts it back after a fix."""
+
+    code = "quarantined"
 
 
 class NotFoundError(PermanentError):

@@ -169,11 +169,15 @@ class Verification(BaseModel):
 
 
 class Registration(BaseModel):
-    """One person's registration. Personal facts live here only; the store encrypts them."""
+    """One person's registration. Personal facts live here only; the store encrypts them.
+
+    `id` keys it everywhere inside Honnin; `reference` is what its facility calls it (the same as
+    `id` unless the facility API derived `id` from it, see schemas.references)."""
 
     model_config = ConfigDict(frozen=True)
 
     id: str
+    reference: str
     profile: str
     facility_id: str
     state: State

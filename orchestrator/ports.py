@@ -80,6 +80,38 @@ class Commit:
     facility_events: Sequence[FacilityEvent] = field(default_factory=tuple)
 
 
+QuarantineKind = Literal["registration", "history", "outbox", "feed", "delivery", "webhook", "dead_letter"]
+
+
+@dataclass(frozen=True)
+class QuarantineEntry:
+    """A stored row that could not be decoded, moved aside so no worker meets it again.
+
+    `key` names the row (a registration or event id, a facility id); `raw` holds the rows as they
+    were, by table, as JSON (sealed blobs still sealed), so `release` can put them back."""
+
+    id: int
+    kind: str
+    key: str
+    reason: str
+    raw: str
+    quarantined_at: datetime
+
+
+@dataclass(frozen=True)
+class MigrationBatch:
+    """One batch of `honnin migrate`: rows looked at after the cursor, and what became of them.
+
+    `rewritten` (or, in a dry run, would be), `changed` (a worker rewrote it meanwhile: current
+    now), `quarantined` (it does not decode; a dry run only counts it); `last` the next cursor."""
+
+    scanned: int
+    rewritten: int
+    changed: int
+    quarantined: int
+    last: str
+
+
 EndpointState = Literal["active", "failing", "disabled"]
 DeliveryState = Literal["pending", "delivered", "failed"]
 
@@ -222,6 +254,51 @@ class Store(Protocol):
         """How many deliveries are not delivered yet."""
         ...
 
+    # --- Operators: the quarantine, dead letters, migrations (the console builds on these) ---
+
+    async def list_quarantine(
+        self, kind: str | None = None, after: int = 0, limit: int = 100
+    ) -> list[QuarantineEntry]:
+        """Quarantined rows with an id above `after`, oldest first; `kind` filters."""
+        ...
+
+    async def quarantined(self, entry_id: int) -> QuarantineEntry | None: ...
+
+    async def release_quarantined(self, entry_id: int) -> bool:
+        """Put the rows back where they were (after a fix) and forget the entry; the next read
+        decodes them again. PermanentError `release_conflict` when a row with the key exists again."""
+        ...
+
+    async def discard_quarantined(self, entry_id: int) -> bool:
+        """Forget the entry and its rows for good."""
+        ...
+
+    async def quarantine_count(self, kind: str | None = None) -> int: ...
+
+    async def add_dead_letter(self, letter: DeadLetter, at: datetime) -> None:
+        """Keep a message a queue gave up on; the same message on the same queue again updates
+        its reason, attempts and last-seen time."""
+        ...
+
+    async def dead_letters(
+        self, queue: str | None = None, after: int = 0, limit: int = 100
+    ) -> list[DeadLetter]:
+        """Dead letters with an id above `after`, oldest first; `queue` filters."""
+        ...
+
+    async def dead_letter(self, letter_id: int) -> DeadLetter | None: ...
+
+    async def delete_dead_letter(self, letter_id: int) -> bool:
+        """Forget one (after replaying it, or deciding it is not to be replayed)."""
+        ...
+
+    async def dead_letter_count(self, queue: str | None = None) -> int: ...
+
+    async def migrate(self, after: str, limit: int, *, dry_run: bool) -> MigrationBatch:
+        """Rewrite up to `limit` registrations stored at an older schema version, with ids above
+        `after`, at the current one; never bumps a registration's version or skips a writer's."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -238,16 +315,29 @@ class Delivery:
     message: BusMessage
     queue: str
     attempt: int  # 1 on first delivery
+    first_seen_at: datetime | None = None  # when a consumer first saw it; travels with its retries
 
 
 @dataclass(frozen=True)
 class DeadLetter:
-    """A message a queue gave up on, with the reason an operator reads before replaying it."""
+    """A message a queue gave up on, with the reason an operator reads before replaying it.
+
+    `id` is the store's (0 until kept); `first_seen_at` when a consumer first saw the message,
+    `last_seen_at` when it was given up on."""
 
     queue: str
     message: BusMessage
     reason: str
     attempts: int
+    id: int = 0
+    first_seen_at: datetime | None = None
+    last_seen_at: datetime | None = None
+
+
+class DeadLetterSink(Protocol):
+    """Where the embedded bus keeps its dead letters: the store, so they outlive the process."""
+
+    async def add_dead_letter(self, letter: DeadLetter, at: datetime) -> None: ...
 
 
 Handler = Callable[[Delivery], Awaitable[None]]
@@ -257,7 +347,8 @@ class Bus(Protocol):
     """Topic routing, at-least-once delivery, dead letters.
 
     A handler that returns acks; one that raises RetryableError (or anything unexpected) is
-    redelivered until the queue's delivery limit; PermanentError dead-letters at once.
+    redelivered with backoff until the redelivery window (from when a consumer first saw the
+    message) has passed; PermanentError dead-letters at once.
     """
 
     async def declare_queue(
@@ -270,6 +361,11 @@ class Bus(Protocol):
     async def publish(self, message: BusMessage) -> None:
         """Returns once the broker has taken the message; raises UnroutableError or
         BusUnavailableError when it has not."""
+        ...
+
+    async def send_to(self, queue: str, message: BusMessage) -> None:
+        """Put a message on one queue only, past the routing (replaying a dead letter to the queue
+        that gave up on it); raises as `publish` does."""
         ...
 
     async def consume(self, queue: str, handler: Handler) -> None: ...

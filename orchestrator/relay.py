@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 
-from orchestrator.errors import RetryableError
+from orchestrator.errors import RetryableError, failure_reason
 from orchestrator.ports import Bus, BusMessage, Clock, OutboxMessage, Store
 
 log = structlog.get_logger("honnin.relay")
@@ -85,7 +85,7 @@ class OutboxRelay:
             try:
                 sent = await self.relay_once()
             except RetryableError as exc:
-                log.warning("outbox.relay_failed", code=exc.code, reason=exc.message)
+                log.warning("outbox.relay_failed", code=exc.code, reason=failure_reason(exc))
                 sent = 0
             if sent:
                 continue
@@ -102,7 +102,7 @@ def _log_refused(message: OutboxMessage, exc: RetryableError, batch: int) -> Non
         message_id=message.message_id,
         routing_key=message.routing_key,
         code=exc.code,
-        reason=exc.message,
+        reason=failure_reason(exc),
         batch=batch,
     )
 

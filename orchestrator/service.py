@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import json
 import random
 import secrets
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
 from typing import Literal
 
 import structlog
@@ -24,7 +25,7 @@ from orchestrator.errors import (
     VersionConflictError,
 )
 from orchestrator.machine import RegistrationMachine
-from orchestrator.model import Context, Outcome, Profile, State
+from orchestrator.model import Context, Outcome, Profile, Registration, State
 from orchestrator.ports import (
     Clock,
     Commit,
@@ -52,8 +53,19 @@ class HandleResult:
     message: str | None = None
 
 
+@dataclass
+class _Turn:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
 class Orchestrator:
-    """Applies events to registrations exactly once, whatever the bus redelivers."""
+    """Applies events to registrations exactly once, whatever the bus redelivers.
+
+    Events of one registration take turns in this process (a lock per registration), so they never
+    conflict with each other here; a conflict with another process is retried after a short,
+    growing, random wait (full jitter), so competing workers do not retry in lockstep.
+    """
 
     def __init__(
         self,
@@ -61,15 +73,18 @@ class Orchestrator:
         clock: Clock,
         profiles: dict[str, Profile],
         *,
-        conflict_retries: int = 8,
+        conflict_retries: int = 10,
+        conflict_backoff: tuple[float, float] = (0.005, 0.25),
         facility_queue: bool = False,
     ) -> None:
         self._store = store
         self._clock = clock
         self._profiles = profiles
         self._conflict_retries = conflict_retries
+        self._backoff_base, self._backoff_cap = conflict_backoff
         self._facility_queue = facility_queue  # facility events also go to the bus (AMQP consumers)
         self._machine = RegistrationMachine()
+        self._turns: dict[str, _Turn] = {}
         self.committed = asyncio.Event()  # wakes the outbox relay
         self.facility_heard = Wakeup()  # wakes feed long polls and the delivery worker
 
@@ -82,13 +97,30 @@ class Orchestrator:
         )
 
     async def handle(self, event: Envelope) -> HandleResult:
+        async with self._turn(event.registration_id):
+            return await self._handle(event)
+
+    @contextlib.asynccontextmanager
+    async def _turn(self, registration_id: str) -> AsyncIterator[None]:
+        """One event of a registration at a time in this process; the lock goes with its last user."""
+        turn = self._turns.setdefault(registration_id, _Turn())
+        turn.users += 1
+        try:
+            async with turn.lock:
+                yield
+        finally:
+            turn.users -= 1
+            if not turn.users:
+                del self._turns[registration_id]
+
+    async def _handle(self, event: Envelope) -> HandleResult:
         bound = log.bind(
             registration_id=event.registration_id, event_id=str(event.event_id), event_type=event.type
         )
         if await self._store.is_processed(str(event.event_id)):
             bound.info("event.duplicate")
             return HandleResult("duplicate")
-        for _ in range(self._conflict_retries):
+        for conflicts in range(self._conflict_retries):
             stored = await self._store.load(event.registration_id)
             ctx = self._context()
             outcome = self._machine.apply(stored.registration if stored else None, event, ctx)
@@ -102,14 +134,19 @@ class Orchestrator:
                 bound.info("event.duplicate")
                 return HandleResult("duplicate")
             except VersionConflictError:
-                bound.info("event.version_conflict")
-                await asyncio.sleep(0)
+                bound.info("event.version_conflict", retry=conflicts + 1)
+                await asyncio.sleep(self._conflict_wait(conflicts))
                 continue
             self.committed.set()
             if commit.facility_events:
                 self.facility_heard.notify()
             return _report(bound, outcome)
         raise VersionConflictError(f"registration {event.registration_id} kept changing")
+
+    def _conflict_wait(self, conflicts: int) -> float:
+        """Full jitter: anywhere up to base × 2ⁿ, capped (another process wrote the registration)."""
+        ceiling = min(self._backoff_cap, self._backoff_base * 2**conflicts)
+        return random.uniform(0, ceiling)  # noqa: S311 - jitter, not a secret
 
     async def on_delivery(self, delivery: Delivery) -> None:
         """The bus handler: a message that cannot be an inbound event is poison."""
@@ -166,7 +203,9 @@ def _commit(
         message=rejection.message if rejection else None,
         event=_recorded(event, stored, ctx),
     )
-    bodies = [(e, e.model_dump_json().encode()) for e in emitted]
+    registration = outcome.applied.registration if outcome.applied else None
+    owner = registration or (stored.registration if stored else None)
+    bodies = [(e, _body(e, owner)) for e in emitted]
     outbox = [
         OutboxMessage(
             message_id=str(e.event_id),
@@ -178,8 +217,6 @@ def _commit(
         for e, body in bodies
         if facility_queue or e.type not in FACILITY_EVENTS
     ]
-    registration = outcome.applied.registration if outcome.applied else None
-    owner = registration or (stored.registration if stored else None)
     heard = [
         FacilityEvent(owner.facility_id, str(e.event_id), e.type, e.registration_id, body, ctx.now)
         for e, body in bodies
@@ -194,6 +231,14 @@ def _commit(
         outbox=outbox,
         facility_events=heard,
     )
+
+
+def _body(event: Envelope, owner: Registration | None) -> bytes:
+    """An event as it is kept: a facility's shows the facility its own reference as the
+    registration_id (the feed, the webhook and the facility queue carry the same bytes)."""
+    if event.type in FACILITY_EVENTS and owner is not None and owner.reference != event.registration_id:
+        event = event.model_copy(update={"registration_id": owner.reference})
+    return event.model_dump_json().encode()
 
 
 def _recorded(event: Envelope, stored: StoredRegistration | None, ctx: Context) -> bytes:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 
-from orchestrator.errors import RetryableError
+from orchestrator.errors import PermanentError, RetryableError, failure_reason
 from orchestrator.ports import Clock, Store
 from orchestrator.service import Orchestrator
 from schemas.events import DeadlineReached, derived_event_id
@@ -41,24 +41,29 @@ class DeadlineSweeper:
         now = self._clock.now()
         handled = 0
         for registration_id in await self._store.due(now, self._batch):
-            stored = await self._store.load(registration_id)
-            deadline = stored.registration.next_deadline() if stored else None
-            if deadline is None or deadline > now:
-                continue
-            event = DeadlineReached(
-                type="registration.deadline_reached",
-                event_id=derived_event_id(registration_id, "deadline", deadline.isoformat()),
-                registration_id=registration_id,
-                occurred_at=now,
-                source="orchestrator",
-                payload=DeadlineReachedPayload(deadline=deadline),
-            )
             try:
-                await self._orchestrator.handle(event)
-                handled += 1
+                handled += await self._sweep(registration_id, now)
             except RetryableError as exc:
                 log.warning("deadline.deferred", registration_id=registration_id, code=exc.code)
+            except PermanentError as exc:  # a row in quarantine, a bug: the others still get swept
+                log.error("deadline.failed", registration_id=registration_id, reason=failure_reason(exc))
         return handled
+
+    async def _sweep(self, registration_id: str, now: datetime) -> int:
+        stored = await self._store.load(registration_id)
+        deadline = stored.registration.next_deadline() if stored else None
+        if deadline is None or deadline > now:
+            return 0
+        event = DeadlineReached(
+            type="registration.deadline_reached",
+            event_id=derived_event_id(registration_id, "deadline", deadline.isoformat()),
+            registration_id=registration_id,
+            occurred_at=now,
+            source="orchestrator",
+            payload=DeadlineReachedPayload(deadline=deadline),
+        )
+        await self._orchestrator.handle(event)
+        return 1
 
     async def purge_once(self) -> int:
         """Registrations that ended without activation, and facility events, past the retention."""
@@ -77,5 +82,5 @@ class DeadlineSweeper:
                 await self.sweep_once()
                 await self.purge_once()
             except RetryableError as exc:
-                log.warning("sweeper.failed", code=exc.code, reason=exc.message)
+                log.warning("sweeper.failed", code=exc.code, reason=failure_reason(exc))
             await asyncio.sleep(self._interval)

@@ -66,7 +66,9 @@ class StartRegistrationRequest(_Request):
 
     applicant: ApplicantInfo
     registration_id: RegistrationId | None = Field(
-        default=None, description="the caller's own id; generated (reg-…) when absent"
+        default=None,
+        description="the caller's own id, unique within this facility (another facility may use the"
+        " same one); generated (reg-…) when absent",
     )
     request_id: RequestId | None = Field(
         default=None, description="idempotency key: a retried POST with it answers the same registration"

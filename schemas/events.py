@@ -24,6 +24,7 @@ from schemas import payloads as p
 from schemas import payloads_xid as x
 from schemas import strict_json
 from schemas.privacy import mask_individual_numbers, refuse_id_digits
+from schemas.references import namespaced_id
 
 Source = Literal["web", "app", "verifier", "orchestrator", "operator", "mailer"]
 SCHEMA_VERSION: Literal[1] = 1
@@ -84,6 +85,11 @@ class RegistrationStarted(Envelope):
         if self.source not in allowed:
             names = ", ".join(sorted(allowed))
             raise ValueError(f"source {self.source!r} may not send this event (allowed: {names})")
+        reference = self.payload.reference
+        if reference is not None and self.registration_id != namespaced_id(
+            self.payload.facility_id, reference
+        ):
+            raise ValueError("with a reference, registration_id is derived from facility_id and reference")
         return self
 
 

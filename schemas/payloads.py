@@ -19,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from schemas.privacy import IdText, MultilineText, Text
+from schemas.privacy import IdText, MultilineText, Text, refuse_id_digits
 
 _MAX_CERT_B64 = 16_384
 _MAX_SIG_B64 = 2_048
@@ -44,6 +44,10 @@ SHA256_HEX = r"^[0-9a-f]{64}$"
 TERMS_VERSION = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$"
 FacilityId = Annotated[IdText, Field(min_length=1, max_length=64)]
 """A facility's own id (from HONNIN_FACILITY_TOKENS): 11 digits at most, like every chosen id."""
+Reference = Annotated[
+    str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{7,63}$"), AfterValidator(refuse_id_digits)
+]
+"""A facility's own id for a registration: shaped like a registration id (schemas.references)."""
 Fingerprint = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 """SHA-256, hex: a fixed form, not screened (hex holds 12 decimal digits in a row by chance)."""
 
@@ -77,6 +81,11 @@ class RegistrationStartedPayload(Payload):
     profile is refused at `profile`."""
 
     facility_id: FacilityId = Field(description="the facility, or the xID app client")
+    reference: Reference | None = Field(
+        default=None,
+        description="the facility's own id for it; the registration_id is then derived from"
+        " (facility_id, reference). Without it the registration_id is the reference too",
+    )
     applicant: ApplicantInfo | None = Field(default=None, description="facility profile only")
     terms: AcceptedTerms | None = Field(default=None, description="xid profile only")
     profile: Literal["facility", "xid"] = "facility"

@@ -1,25 +1,30 @@
 """The embedded bus: the broker's semantics in one process, recording what it did.
 
-Topic routing, competing consumers, acks, bounded redelivery with backoff, a dead-letter list
-with the reason, a bounded queue length that refuses publishes like `x-overflow:
-reject-publish` (or, for a queue declared with its own `max_length`, drops the oldest like
-`drop-head`), and an unroutable publish that fails like a returned mandatory message.
-Messages live in memory: they do not outlive the process (RabbitMQ is the durable shape).
-What it published and acked is recorded only with `record=True` (tests): a worker keeps no list
-that grows for the life of the process, and the dead-letter list keeps the latest `keep_dead`.
+Topic routing, competing consumers, acks, redelivery with backoff over a window from the first
+delivery (adapters.bus.redelivery), dead letters with the reason, a bounded queue length that
+refuses publishes like `x-overflow: reject-publish` (or, for a queue declared with its own
+`max_length`, drops the oldest like `drop-head`), and an unroutable publish that fails like a
+returned mandatory message. Messages live in memory: they do not outlive the process (RabbitMQ is
+the durable shape). Dead letters go to the store (`dead_letters_to`, as bootstrap wires it), where
+they outlive the process and `honnin dead-letters` lists them; a dead letter the store cannot take
+now is redelivered later instead of being lost. Without a store (tests) the latest `keep_dead`
+stay in `dead_letters`; what it published and acked is recorded only with `record=True`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import structlog
 
+from adapters.bus.redelivery import Redelivery
 from adapters.bus.topic import matches
 from orchestrator.errors import BusUnavailableError, PermanentError, UnroutableError, failure_reason
-from orchestrator.ports import BusMessage, DeadLetter, Delivery, Handler
+from orchestrator.ports import BusMessage, DeadLetter, DeadLetterSink, Delivery, Handler
 
 log = structlog.get_logger("honnin.bus")
 
@@ -28,7 +33,7 @@ log = structlog.get_logger("honnin.bus")
 class _Queue:
     name: str
     bindings: list[str]
-    items: asyncio.Queue[tuple[BusMessage, int]] = field(default_factory=asyncio.Queue)
+    items: asyncio.Queue[tuple[BusMessage, int, float | None]] = field(default_factory=asyncio.Queue)
     outstanding: int = 0  # queued, in flight or waiting to be redelivered
     consumers: int = 0
     drop_head_at: int | None = None  # a bound that drops the oldest instead of refusing
@@ -39,14 +44,19 @@ class InProcessBus:
     def __init__(
         self,
         *,
-        delivery_limit: int = 5,
+        delivery_limit: int | None = None,
         redelivery_delay: float = 0.05,
+        redelivery_window: float = 600.0,
+        redelivery_cap: float = 300.0,
+        dead_letters_to: DeadLetterSink | None = None,
         max_length: int = 100_000,
         record: bool = False,
         keep_dead: int = 10_000,
+        now: Callable[[], float] = time.time,
     ) -> None:
-        self._limit = delivery_limit
-        self._delay = redelivery_delay
+        self._policy = Redelivery(redelivery_window, redelivery_delay, redelivery_cap, delivery_limit)
+        self._sink = dead_letters_to
+        self._now = now
         self._max_length = max_length
         self._record = record
         self._keep_dead = keep_dead
@@ -55,7 +65,7 @@ class InProcessBus:
         self._closed = False
         self.published: list[BusMessage] = []  # only with record=True
         self.acked: list[tuple[str, str]] = []  # (queue, message_id), only with record=True
-        self.dead_letters: list[DeadLetter] = []  # the latest keep_dead
+        self.dead_letters: list[DeadLetter] = []  # the latest keep_dead, without a store or with record
 
     async def declare_queue(
         self, name: str, bindings: Sequence[str], *, max_length: int | None = None
@@ -81,7 +91,15 @@ class InProcessBus:
         for queue in targets:
             if queue.drop_head_at is not None:
                 self._drop_head(queue, queue.drop_head_at - 1)
-            self._put(queue, message, 1)
+            self._put(queue, message, 1, None)
+
+    async def send_to(self, queue: str, message: BusMessage) -> None:
+        if self._closed:
+            raise BusUnavailableError("the in-process bus is closed")
+        target = self._queues.get(queue)
+        if target is None:
+            raise UnroutableError(f"no queue {queue}")
+        self._put(target, message, 1, None)
 
     @staticmethod
     def _drop_head(queue: _Queue, room: int) -> None:
@@ -90,9 +108,9 @@ class InProcessBus:
             queue.outstanding -= 1
             queue.dropped += 1
 
-    def _put(self, queue: _Queue, message: BusMessage, attempt: int) -> None:
+    def _put(self, queue: _Queue, message: BusMessage, attempt: int, first_seen: float | None) -> None:
         queue.outstanding += 1
-        queue.items.put_nowait((message, attempt))
+        queue.items.put_nowait((message, attempt, first_seen))
 
     async def consume(self, queue: str, handler: Handler) -> None:
         if queue not in self._queues:
@@ -103,42 +121,68 @@ class InProcessBus:
 
     async def _consume(self, queue: _Queue, handler: Handler) -> None:
         while True:
-            message, attempt = await queue.items.get()
+            message, attempt, first_seen = await queue.items.get()
+            first_seen = first_seen if first_seen is not None else self._now()
             try:
-                await handler(Delivery(message, queue.name, attempt))
+                await handler(Delivery(message, queue.name, attempt, _instant(first_seen)))
             except PermanentError as exc:
-                self._dead_letter(queue, message, failure_reason(exc), attempt)
+                await self._dead_letter(queue, message, failure_reason(exc), attempt, first_seen)
             except asyncio.CancelledError:
-                self._put(queue, message, attempt)  # unacked at shutdown: back on the queue
+                self._put(queue, message, attempt, first_seen)  # unacked at shutdown: back on the queue
                 queue.outstanding -= 1
                 raise
             except Exception as exc:
-                self._nack(queue, message, attempt, exc)
+                await self._nack(queue, message, attempt, first_seen, exc)
             else:
                 if self._record:
                     self.acked.append((queue.name, message.message_id))
             queue.outstanding -= 1
 
-    def _nack(self, queue: _Queue, message: BusMessage, attempt: int, exc: Exception) -> None:
+    async def _nack(
+        self, queue: _Queue, message: BusMessage, attempt: int, first_seen: float, exc: Exception
+    ) -> None:
         reason = failure_reason(exc)
-        if attempt >= self._limit:
-            self._dead_letter(
-                queue, message, f"delivery limit {self._limit} reached; last: {reason}", attempt
+        delay = self._policy.delay(attempt, first_seen, self._now())
+        if delay is None:
+            await self._dead_letter(
+                queue, message, self._policy.gave_up(attempt, reason), attempt, first_seen
             )
             return
+        self._later(queue, message, attempt + 1, first_seen, delay)
+
+    def _later(
+        self, queue: _Queue, message: BusMessage, attempt: int, first_seen: float, delay: float
+    ) -> None:
         queue.outstanding += 1
         loop = asyncio.get_running_loop()
-        loop.call_later(self._delay * 2 ** (attempt - 1), self._redeliver, queue, message, attempt + 1)
+        loop.call_later(delay, self._redeliver, queue, message, attempt, first_seen)
 
-    def _redeliver(self, queue: _Queue, message: BusMessage, attempt: int) -> None:
-        self._put(queue, message, attempt)
+    def _redeliver(self, queue: _Queue, message: BusMessage, attempt: int, first_seen: float) -> None:
+        self._put(queue, message, attempt, first_seen)
         queue.outstanding -= 1
 
-    def _dead_letter(self, queue: _Queue, message: BusMessage, reason: str, attempt: int) -> None:
+    async def _dead_letter(
+        self, queue: _Queue, message: BusMessage, reason: str, attempt: int, first_seen: float
+    ) -> None:
+        now = self._now()
+        letter = DeadLetter(queue.name, message, reason, attempt, 0, _instant(first_seen), _instant(now))
+        if self._sink is not None:
+            try:
+                await self._sink.add_dead_letter(letter, _instant(now))
+            except Exception as exc:  # the store is down too: keep the message, try it again later
+                log.warning(
+                    "bus.dead_letter_deferred",
+                    queue=queue.name,
+                    message_id=message.message_id,
+                    reason=failure_reason(exc),
+                )
+                self._later(queue, message, attempt + 1, first_seen, min(self._policy.cap, 5.0))
+                return
         log.warning("message.dead_lettered", queue=queue.name, message_id=message.message_id, reason=reason)
-        self.dead_letters.append(DeadLetter(queue.name, message, reason, attempt))
-        if len(self.dead_letters) > self._keep_dead:
-            del self.dead_letters[: len(self.dead_letters) - self._keep_dead]
+        if self._sink is None or self._record:
+            self.dead_letters.append(letter)
+            if len(self.dead_letters) > self._keep_dead:
+                del self.dead_letters[: len(self.dead_letters) - self._keep_dead]
 
     def depth(self, queue: str) -> int:
         return self._queues[queue].items.qsize()
@@ -155,7 +199,7 @@ class InProcessBus:
         target = self._queues[queue]
         taken = []
         while not target.items.empty():
-            message, _ = target.items.get_nowait()
+            message, _, _ = target.items.get_nowait()
             taken.append(message)
             target.outstanding -= 1
         return taken
@@ -176,3 +220,7 @@ class InProcessBus:
             task.cancel()
         await asyncio.gather(*self._consumers, return_exceptions=True)
         self._consumers = []
+
+
+def _instant(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)

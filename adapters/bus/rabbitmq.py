@@ -2,9 +2,10 @@
 
 Topic exchange → durable quorum queues; publishes are persistent, mandatory and wait for the
 publisher confirm (a return is UnroutableError, a nack or a lost connection BusUnavailableError).
-A handler that raises gets a delayed copy through `<queue>.retry` (per-message TTL, then
-dead-lettered back) until the delivery limit, then `<queue>.dead` with the reason; a
-PermanentError goes there at once. See rabbitmq_topology for the queue arguments.
+A handler that raises gets a delayed copy through a `<queue>.retry.<tier>` delay queue (a fixed
+TTL per queue, then dead-lettered back) until the redelivery window has passed, then
+`<queue>.dead` with the reason; a PermanentError goes there at once. See rabbitmq_topology for
+the queue arguments and adapters.bus.redelivery for the schedule.
 
 Operator and test helpers: `depth`, `purge`, `drain`, `take_dead_letters` (destructive: a
 non-destructive peek would requeue, which counts as a failed delivery on quorum queues and on
@@ -18,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import aio_pika
@@ -34,8 +35,9 @@ from aio_pika.exceptions import (
 from pamqp.commands import Basic
 
 from adapters.bus.rabbitmq_codec import bus_message, dead_letter, to_amqp
-from adapters.bus.rabbitmq_consumer import InFlight, QueueConsumer, RetryPolicy
+from adapters.bus.rabbitmq_consumer import InFlight, QueueConsumer
 from adapters.bus.rabbitmq_topology import Naming, QueueArguments, declare_all, declare_exchanges
+from adapters.bus.redelivery import Redelivery
 from adapters.bus.watchdog import ConsumerWatchdog
 from orchestrator.errors import (
     BusUnavailableError,
@@ -50,6 +52,9 @@ log = structlog.get_logger("honnin.bus")
 
 BROKER_ERRORS = (AMQPError, ConnectionError, OSError, RuntimeError, TimeoutError)
 """What aio-pika raises when the broker or the connection fails (its own CONNECTION_EXCEPTIONS)."""
+BROKER_REDELIVERIES = 5
+"""Without HONNIN_DELIVERY_LIMIT, the broker's own limit (x-delivery-limit, two more than this) is
+the same as before the window, so queues declared by an earlier version are declared alike."""
 
 
 @dataclass
@@ -67,7 +72,7 @@ class RabbitMqBus:
         channel: AbstractRobustChannel,
         exchanges: dict[str, AbstractRobustExchange],
         arguments: QueueArguments,
-        policy: RetryPolicy,
+        policy: Redelivery,
         *,
         prefetch: int,
         publish_timeout: float,
@@ -96,9 +101,10 @@ class RabbitMqBus:
         *,
         exchange: str = "honnin",
         prefetch: int = 32,
-        delivery_limit: int = 5,
+        delivery_limit: int | None = None,
         redelivery_base: float = 0.05,
-        redelivery_cap: float = 5.0,
+        redelivery_cap: float = 300.0,
+        redelivery_window: float = 600.0,
         queue_prefix: str = "",
         max_length: int | None = None,
         publish_timeout: float = 10.0,
@@ -120,8 +126,8 @@ class RabbitMqBus:
             connection,
             channel,
             exchanges,
-            QueueArguments(naming, delivery_limit, max_length),
-            RetryPolicy(delivery_limit, redelivery_base, redelivery_cap),
+            QueueArguments(naming, delivery_limit or BROKER_REDELIVERIES, max_length),
+            Redelivery(redelivery_window, redelivery_base, redelivery_cap, delivery_limit),
             prefetch=prefetch,
             publish_timeout=publish_timeout,
             watchdog=ConsumerWatchdog(watchdog_interval),
@@ -147,6 +153,10 @@ class RabbitMqBus:
 
     async def publish(self, message: BusMessage) -> None:
         await self._publish(self._naming.exchange, message.routing_key, to_amqp(message))
+
+    async def send_to(self, queue: str, message: BusMessage) -> None:
+        """Through the default exchange, so only `queue` gets it (a replayed dead letter)."""
+        await self._publish("", self._naming.queue(queue), to_amqp(message))
 
     async def _publish(self, exchange: str, routing_key: str, message: aio_pika.Message) -> None:
         """Mandatory and confirmed; aio-pika raises PublishError for a return only with `on_return_raises`."""
@@ -232,7 +242,7 @@ class RabbitMqBus:
         """Forget what waits on the queue and its pending retries; dead letters stay."""
         purged = 0
         async with self._scratch(f"purge {queue}") as channel:
-            for name in (self._naming.queue(queue), self._naming.retry(queue)):
+            for name in (self._naming.queue(queue), *self._naming.retries(queue)):
                 found = await channel.declare_queue(name, passive=True, robust=False)
                 purged += (await found.purge()).message_count or 0
         return purged
@@ -244,6 +254,22 @@ class RabbitMqBus:
     async def take_dead_letters(self, queue: str) -> list[DeadLetter]:
         """Take the queue's dead letters with their reasons, oldest first (to list, then replay)."""
         return [dead_letter(m, queue) for m in await self._take(self._naming.dead(queue))]
+
+    async def collect_dead_letters(self, queue: str, keep: Callable[[DeadLetter], Awaitable[None]]) -> int:
+        """Move the queue's dead letters to `keep` (the store), acking each only once it is kept;
+        one `keep` refuses stays on the broker, and the collecting stops there."""
+        moved = 0
+        async with self._scratch(f"collect {self._naming.dead(queue)}") as channel:
+            found = await channel.declare_queue(self._naming.dead(queue), passive=True, robust=False)
+            while (message := await found.get(no_ack=False, fail=False)) is not None:
+                try:
+                    await keep(dead_letter(message, queue))
+                except BaseException:
+                    await message.nack(requeue=True)
+                    raise
+                await message.ack()
+                moved += 1
+        return moved
 
     async def _take(self, name: str) -> list[aio_pika.abc.AbstractIncomingMessage]:
         taken = []
@@ -271,7 +297,7 @@ class RabbitMqBus:
         if self._in_flight.count:
             return False
         consumed = dict.fromkeys(c.name for c in self._consumers)
-        names = [n for q in consumed for n in (self._naming.queue(q), self._naming.retry(q))]
+        names = [n for q in consumed for n in (self._naming.queue(q), *self._naming.retries(q))]
         waiting = [await self._ready(name) for name in names]
         return not any(waiting) and self._in_flight.count == 0
 
@@ -291,7 +317,8 @@ class RabbitMqBus:
         self._consumers = []
         async with self._scratch("delete topology") as channel:
             for name in self._declared:
-                for actual in (self._naming.queue(name), self._naming.retry(name), self._naming.dead(name)):
+                retries = self._naming.retries(name)
+                for actual in (self._naming.queue(name), *retries, self._naming.dead(name)):
                     await channel.queue_delete(actual)
             await channel.exchange_delete(self._naming.exchange)
             await channel.exchange_delete(self._naming.dlx)

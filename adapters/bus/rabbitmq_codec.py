@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage, DeliveryMode, HeadersType
@@ -14,6 +14,7 @@ ROUTING_KEY = "x-honnin-routing-key"  # the publisher's key; retries arrive thro
 ATTEMPT = "x-honnin-attempt"  # the attempt a copy starts at: 1 + delayed redeliveries so far
 REASON = "x-honnin-reason"
 QUEUE = "x-honnin-queue"
+FIRST_SEEN = "x-honnin-first-seen"  # when a consumer first saw the message (epoch seconds)
 DELIVERY_COUNT = "x-delivery-count"  # quorum queues: how often the broker redelivered this copy
 _BOOKKEEPING = ("x-honnin-", "x-death", "x-first-death-", "x-last-death-", DELIVERY_COUNT)
 
@@ -33,9 +34,21 @@ def to_amqp(
 
 
 def to_delivery(incoming: AbstractIncomingMessage, queue: str) -> Delivery:
-    """The handler sees the message as published, and which attempt this is."""
+    """The handler sees the message as published, which attempt this is and since when it is tried."""
     raw = incoming.headers or {}
-    return Delivery(bus_message(incoming), queue, attempt_of(raw))
+    return Delivery(bus_message(incoming), queue, attempt_of(raw), first_seen_of(raw))
+
+
+def first_seen_of(raw: Mapping[str, object]) -> datetime | None:
+    """The first-seen time a retry copy carries (None on a first delivery, or a header gone bad)."""
+    try:
+        seconds = float(_text(raw.get(FIRST_SEEN)))
+    except ValueError:
+        return None
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def bus_message(incoming: AbstractIncomingMessage) -> BusMessage:
@@ -54,12 +67,7 @@ def dead_letter(incoming: AbstractIncomingMessage, queue: str) -> DeadLetter:
     """A dead letter with our reason, or the broker's when its delivery limit struck first."""
     raw = incoming.headers or {}
     reason = _text(raw.get(REASON)) or f"broker: {_text(raw.get('x-first-death-reason')) or 'unknown'}"
-    return DeadLetter(queue, bus_message(incoming), reason, attempt_of(raw))
-
-
-def backoff(attempt: int, base: float, cap: float) -> float:
-    """Seconds before attempt `attempt + 1`: exponential, capped."""
-    return float(min(cap, base * 2 ** (attempt - 1)))
+    return DeadLetter(queue, bus_message(incoming), reason, attempt_of(raw), first_seen_at=first_seen_of(raw))
 
 
 def _text(value: object) -> str:

@@ -1,5 +1,8 @@
 """One handler on one queue, on a channel of its own: ack, delayed retry or dead letter per delivery.
 
+A failing delivery is copied to the delay queue of the tier its backoff rounds down to, carrying
+its attempt and first-seen time, until the redelivery window has passed (adapters.bus.redelivery).
+
 Nothing is settled before its consequence is safe: a retry copy or a dead letter is published
 with a publisher confirm first, then the delivery is acked; if that publish fails the delivery is
 nacked back onto the queue, so a message is never lost between the two. Deliveries run
@@ -11,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
 import aio_pika
 import structlog
@@ -23,8 +28,9 @@ from aio_pika.abc import (
     AbstractRobustQueue,
 )
 
-from adapters.bus.rabbitmq_codec import ATTEMPT, QUEUE, REASON, backoff, to_amqp, to_delivery
+from adapters.bus.rabbitmq_codec import ATTEMPT, FIRST_SEEN, QUEUE, REASON, to_amqp, to_delivery
 from adapters.bus.rabbitmq_topology import QueueArguments, declare_main
+from adapters.bus.redelivery import Redelivery, tier
 from orchestrator.errors import BusUnavailableError, PermanentError, failure_reason
 from orchestrator.ports import Delivery, Handler
 
@@ -32,13 +38,6 @@ log = structlog.get_logger("honnin.bus")
 
 PublishCopy = Callable[[str, str, aio_pika.Message], Awaitable[None]]
 """(exchange, routing key, message): publishes with a confirm or raises BusUnavailableError."""
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    delivery_limit: int
-    base: float
-    cap: float
 
 
 @dataclass
@@ -59,7 +58,7 @@ class QueueConsumer:
         bindings: Callable[[], tuple[str, ...]],
         handler: Handler,
         *,
-        policy: RetryPolicy,
+        policy: Redelivery,
         prefetch: int,
         publish_copy: PublishCopy,
         redeclare: Callable[[], Awaitable[None]],
@@ -136,29 +135,44 @@ class QueueConsumer:
 
     async def _handle(self, incoming: AbstractIncomingMessage) -> None:
         delivery = to_delivery(incoming, self.name)
+        if delivery.first_seen_at is None:  # its first delivery: the window starts now
+            delivery = replace(delivery, first_seen_at=datetime.fromtimestamp(time.time(), UTC))
+        assert delivery.first_seen_at is not None
+        first_seen = delivery.first_seen_at.timestamp()
         try:
             await self.handler(delivery)
         except PermanentError as exc:
-            await self._dead_letter(incoming, delivery, failure_reason(exc))
+            await self._dead_letter(incoming, delivery, failure_reason(exc), first_seen)
         except Exception as exc:
-            await self._retry(incoming, delivery, failure_reason(exc))
+            await self._retry(incoming, delivery, failure_reason(exc), first_seen)
         else:
             await _settle(incoming, delivery, requeue=None)
 
-    async def _retry(self, incoming: AbstractIncomingMessage, delivery: Delivery, reason: str) -> None:
-        """A delayed copy on `<queue>.retry`, or a dead letter once the delivery limit is reached."""
-        limit = self._policy.delivery_limit
-        if delivery.attempt >= limit:
-            await self._dead_letter(incoming, delivery, f"delivery limit {limit} reached; last: {reason}")
+    async def _retry(
+        self, incoming: AbstractIncomingMessage, delivery: Delivery, reason: str, first_seen: float
+    ) -> None:
+        """A copy on the delay queue of its tier, or a dead letter once the window has passed."""
+        delay = self._policy.delay(delivery.attempt, first_seen, time.time())
+        if delay is None:
+            gave_up = self._policy.gave_up(delivery.attempt, reason)
+            await self._dead_letter(incoming, delivery, gave_up, first_seen)
             return
-        delay = backoff(delivery.attempt, self._policy.base, self._policy.cap)
-        log.info("bus.retry_scheduled", **_fields(delivery), reason=reason, delay=delay)
-        copy = to_amqp(delivery.message, {ATTEMPT: delivery.attempt + 1}, expiration=delay)
-        await self._forward(incoming, delivery, "", self._arguments.naming.retry(self.name), copy)
+        chosen = tier(delay)
+        log.info("bus.retry_scheduled", **_fields(delivery), reason=reason, delay=chosen)
+        extra: dict[str, str | int] = {ATTEMPT: delivery.attempt + 1, FIRST_SEEN: f"{first_seen:.6f}"}
+        copy = to_amqp(delivery.message, extra)
+        await self._forward(incoming, delivery, "", self._arguments.naming.retry(self.name, chosen), copy)
 
-    async def _dead_letter(self, incoming: AbstractIncomingMessage, delivery: Delivery, reason: str) -> None:
+    async def _dead_letter(
+        self, incoming: AbstractIncomingMessage, delivery: Delivery, reason: str, first_seen: float
+    ) -> None:
         log.warning("message.dead_lettered", **_fields(delivery), reason=reason)
-        extra: dict[str, str | int] = {REASON: reason, QUEUE: self.name, ATTEMPT: delivery.attempt}
+        extra: dict[str, str | int] = {
+            REASON: reason,
+            QUEUE: self.name,
+            ATTEMPT: delivery.attempt,
+            FIRST_SEEN: f"{first_seen:.6f}",
+        }
         naming = self._arguments.naming
         await self._forward(
             incoming, delivery, naming.dlx, naming.queue(self.name), to_amqp(delivery.message, extra)

@@ -1,9 +1,13 @@
 """RabbitMQ names and queue arguments for one logical queue, so declaring twice is a no-op.
 
-Every logical queue `q` is three quorum queues: `q` (bound to the topic exchange), `q.retry`
-(delayed redelivery: a per-message TTL, then dead-lettered back to `q` through the default
-exchange) and `q.dead` (bound to the dead-letter exchange with routing key `q`). Arguments are
-explicit, so RabbitMQ 3.10 (no default delivery limit) and 4.x (a default of 20) behave alike.
+Every logical queue `q` is quorum queues: `q` (bound to the topic exchange), one delay queue per
+tier `q.retry.<tier>` (100ms, 1s, 10s, 60s, 300s: a fixed x-message-ttl each, then dead-lettered
+back to `q` through the default exchange) and `q.dead` (bound to the dead-letter exchange with
+routing key `q`). A queue expires only its head, so one queue with a TTL per message would hold a
+1 s copy behind a 60 s one; with one TTL per queue, every copy in it expires in arrival order.
+Arguments are explicit, so RabbitMQ 3.10 (no default delivery limit) and 4.x (a default of 20)
+behave alike. The single `q.retry` of earlier versions (per-message TTL) is no longer declared or
+used: what it holds still expires back into `q`; delete it once it is empty.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractRobustChannel, AbstractRobustExchange, ExchangeType
+
+from adapters.bus.redelivery import TIERS, tier_label
 
 AT_LEAST_ONCE = {"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}
 """At-least-once dead-lettering from a quorum queue needs `reject-publish`; without it, it is at-most-once."""
@@ -40,8 +46,11 @@ class Naming:
     def queue(self, name: str) -> str:
         return f"{self.prefix}{name}"
 
-    def retry(self, name: str) -> str:
-        return f"{self.queue(name)}.retry"
+    def retry(self, name: str, tier: float) -> str:
+        return f"{self.queue(name)}.retry.{tier_label(tier)}"
+
+    def retries(self, name: str) -> tuple[str, ...]:
+        return tuple(self.retry(name, t) for t in TIERS)
 
     def dead(self, name: str) -> str:
         return f"{self.queue(name)}.dead"
@@ -70,9 +79,10 @@ class QueueArguments:
             arguments["x-max-length"] = self.max_length
         return arguments
 
-    def retry(self, name: str) -> dict[str, Any]:
+    def retry(self, name: str, tier: float) -> dict[str, Any]:
         return {
             "x-queue-type": "quorum",
+            "x-message-ttl": round(tier * 1000),
             "x-dead-letter-exchange": "",
             "x-dead-letter-routing-key": self.naming.queue(name),
             **AT_LEAST_ONCE,
@@ -96,16 +106,17 @@ async def declare_exchanges(
 async def declare_all(
     channel: AbstractRobustChannel, arguments: QueueArguments, name: str, bindings: tuple[str, ...]
 ) -> None:
-    """The exchanges, the dead and retry queues, then the queue itself with its bindings."""
+    """The exchanges, the dead and delay queues, then the queue itself with its bindings."""
     naming = arguments.naming
     await declare_exchanges(channel, naming, robust=False)
     dead = await channel.declare_queue(
         naming.dead(name), durable=True, arguments=arguments.dead(name), robust=False
     )
     await dead.bind(naming.dlx, naming.queue(name), robust=False)
-    await channel.declare_queue(
-        naming.retry(name), durable=True, arguments=arguments.retry(name), robust=False
-    )
+    for tier in TIERS:
+        await channel.declare_queue(
+            naming.retry(name, tier), durable=True, arguments=arguments.retry(name, tier), robust=False
+        )
     await declare_main(channel, arguments, name, bindings, robust=False)
 
 

@@ -48,6 +48,11 @@ JA: dict[str, str] = {
     "stale_verification": "この確認結果は最新ではありません。",
     "not_parked": "再実行できる確認がありません。",
     "stale_delivery": "このメール送信結果は最新ではありません。",
+    "registration_unavailable": (
+        "この登録は現在読み込めません。時間をおいて、もう一度お試しください（運用担当者に通知されています）。"
+    ),
+    "corrupt_row": "この登録は現在読み込めません。運用担当者にお問い合わせください。",
+    "quarantined": "この登録は現在読み込めません。運用担当者にお問い合わせください。",
     # the card bridge (the phone app's links)
     "unknown_link": "このリンクは無効です。" + _FROM_PAGE,
     "link_expired": "このリンクは有効期限が切れています。" + _FROM_PAGE,

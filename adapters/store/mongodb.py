@@ -2,8 +2,13 @@
 
 A commit is one multi-document transaction (MongoDB must run as a replica set; compose.yaml
 starts a single-node one): the processed event id (unique `_id`), the version-checked
-registration, the history entry, the outbox messages, and the facility events with their
-deliveries (mongodb_outbound).
+registration, the history entry numbered from the registration's own commit counter (so history
+reads in commit order, whatever the workers' clocks say), the outbox messages, and the facility
+events with their deliveries (mongodb_outbound). Purges are transactions too.
+
+Indexes on fields that are null when unset are partial (`partialFilterExpression` with `$type:
+"date"`): a sparse index would hold every document, as null is a value. The queries that should
+use them say `$type: "date"` too (`due_query`, `ended_query`), or the planner may not pick them.
 """
 
 from __future__ import annotations
@@ -19,21 +24,37 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from adapters.store.codec import Sealer
+from adapters.store.documents import envelope_checked, opened, registration_from, registration_plain
+from adapters.store.mongodb_operations import MongoOperations, create_operations_indexes, is_duplicate
 from adapters.store.mongodb_outbound import MongoOutbound, create_outbound_indexes
+from adapters.store.mongodb_schema import check_key, create_core_indexes
 from orchestrator.errors import (
+    CorruptRowError,
     DuplicateEventError,
     PermanentError,
+    QuarantinedError,
     StoreUnavailableError,
     VersionConflictError,
     exception_kind,
 )
-from orchestrator.model import Registration, State
+from orchestrator.model import State
 from orchestrator.ports import Commit, HistoryEntry, OutboxMessage, StoredRegistration
+from orchestrator.versions import REGISTRATION_VERSION
 
 Doc = dict[str, Any]
 
 
-class MongoStore(MongoOutbound):
+def due_query(now: datetime) -> Doc:
+    """Open registrations whose next deadline has passed: served by the partial index `registrations_due`."""
+    return {"next_deadline_at": {"$type": "date", "$lte": now}}
+
+
+def ended_query(before: datetime) -> Doc:
+    """Ended without activation before `before`: served by the partial index `registrations_ended`."""
+    return {"ended_at": {"$type": "date", "$lt": before}, "state": {"$ne": State.ACTIVATED.value}}
+
+
+class MongoStore(MongoOutbound, MongoOperations):
     def __init__(self, client: AsyncMongoClient[Doc], db: AsyncDatabase[Doc], sealer: Sealer) -> None:
         self._client = client
         self._db = db
@@ -44,17 +65,15 @@ class MongoStore(MongoOutbound):
         client: AsyncMongoClient[Doc] = AsyncMongoClient(url, tz_aware=True, serverSelectionTimeoutMS=5000)
         db = client[database]
         try:
-            await db.registrations.create_index([("next_deadline_at", ASCENDING)], sparse=True)
-            await db.registrations.create_index([("ended_at", ASCENDING)], sparse=True)
-            await db.history.create_index([("registration_id", ASCENDING), ("recorded_at", ASCENDING)])
-            await db.outbox.create_index(
-                [("sent_at", ASCENDING), ("created_at", ASCENDING), ("idx", ASCENDING)]
-            )
-            await db.outbox.create_index([("registration_id", ASCENDING)])
+            await create_core_indexes(db)
             await create_outbound_indexes(db)
-        except PyMongoError as exc:
+            await create_operations_indexes(db)
+            await check_key(db, sealer)
+        except BaseException as exc:
             await client.close()
-            raise StoreUnavailableError(f"cannot reach MongoDB: {exception_kind(exc)}") from exc
+            if isinstance(exc, PyMongoError):
+                raise StoreUnavailableError(f"cannot reach MongoDB: {exception_kind(exc)}") from exc
+            raise
         return cls(client, db, sealer)
 
     async def load(self, registration_id: str) -> StoredRegistration | None:
@@ -63,9 +82,17 @@ class MongoStore(MongoOutbound):
         except PyMongoError as exc:
             raise StoreUnavailableError(f"MongoDB load failed: {exception_kind(exc)}") from exc
         if doc is None:
+            if await self._is_quarantined("registration", registration_id):
+                raise QuarantinedError(f"registration {registration_id} is in the quarantine")
             return None
-        plain = self._sealer.open(bytes(doc["data"]), f"registration:{registration_id}")
-        return StoredRegistration(Registration.model_validate_json(plain), int(doc["version"]))
+        try:
+            registration = registration_from(
+                opened(self._sealer, doc.get("data"), f"registration:{registration_id}")
+            )
+        except CorruptRowError as exc:
+            where = {"registrations": {"_id": registration_id}}
+            raise await self._quarantine("registration", registration_id, where, exc) from exc
+        return StoredRegistration(registration, int(doc["version"]))
 
     async def is_processed(self, event_id: str) -> bool:
         try:
@@ -87,7 +114,9 @@ class MongoStore(MongoOutbound):
             except DuplicateKeyError as exc:
                 raise DuplicateEventError(f"event {commit.event_id} was processed already") from exc
             version, seq = await self._write_registration(commit, session)
-            await self._append(commit, seq, session)
+            await self._append(
+                commit, seq, await self._next(f"history:{commit.registration_id}", session), session
+            )
             await self._write_facility_events(commit, session)
             return version
 
@@ -127,7 +156,8 @@ class MongoStore(MongoOutbound):
             "next_deadline_at": deadline,
             "updated_at": reg.updated_at,
             "ended_at": reg.ended_at,
-            "data": Binary(self._sealer.seal(reg.model_dump_json().encode(), f"registration:{reg.id}")),
+            "data": Binary(self._sealer.seal(registration_plain(reg), f"registration:{reg.id}")),
+            "schema_version": REGISTRATION_VERSION,
         }
         if expected == 0:
             try:
@@ -147,11 +177,13 @@ class MongoStore(MongoOutbound):
             raise VersionConflictError(f"registration {reg.id} is not at version {expected}")
         return int(updated["version"]), int(updated["outbox_seq"]) - emitted
 
-    async def _append(self, commit: Commit, seq: int, session: AsyncClientSession) -> None:
+    async def _append(self, commit: Commit, seq: int, position: int, session: AsyncClientSession) -> None:
+        """The history entry at `position` in its registration's commit order."""
         h = commit.history
         await self._db.history.insert_one(
             {
                 "registration_id": h.registration_id,
+                "seq": position,
                 "event_id": h.event_id,
                 "event_type": h.event_type,
                 "source": h.source,
@@ -188,39 +220,51 @@ class MongoStore(MongoOutbound):
                 ],
                 session=session,
             )
-        except DuplicateKeyError as exc:  # derived ids collided: a bug, never to be retried
-            raise PermanentError("an outbox message id exists already", code="outbox_collision") from exc
+        except PyMongoError as exc:  # insert_many raises BulkWriteError, insert_one DuplicateKeyError
+            if is_duplicate(exc):  # derived ids collided: a bug, never to be retried
+                raise PermanentError("an outbox message id exists already", code="outbox_collision") from exc
+            raise
 
     async def history(self, registration_id: str) -> list[HistoryEntry]:
+        """In commit order (`seq`); entries written before it existed have none and come first."""
         try:
             cursor = self._db.history.find({"registration_id": registration_id}).sort(
-                [("recorded_at", ASCENDING), ("_id", ASCENDING)]
+                [("seq", ASCENDING), ("recorded_at", ASCENDING), ("_id", ASCENDING)]
             )
             docs = await cursor.to_list()
         except PyMongoError as exc:
             raise StoreUnavailableError(f"MongoDB read failed: {exception_kind(exc)}") from exc
-        return [
-            HistoryEntry(
-                registration_id=d["registration_id"],
-                event_id=d["event_id"],
-                event_type=d["event_type"],
-                source=d["source"],
-                occurred_at=d["occurred_at"],
-                recorded_at=d["recorded_at"],
-                outcome=d["outcome"],
-                from_state=d["from_state"],
-                to_state=d["to_state"],
-                code=d["code"],
-                message=d["message"],
-                event=self._sealer.open(bytes(d["event"]), f"history:{d['event_id']}"),
+        entries = []
+        for d in docs:
+            try:
+                event = envelope_checked(
+                    opened(self._sealer, d.get("event"), f"history:{d['event_id']}"), "a history event"
+                )
+            except CorruptRowError as exc:  # the rest of the history is still worth reading
+                await self._quarantine("history", d["event_id"], {"history": {"_id": d["_id"]}}, exc)
+                continue
+            entries.append(
+                HistoryEntry(
+                    registration_id=d["registration_id"],
+                    event_id=d["event_id"],
+                    event_type=d["event_type"],
+                    source=d["source"],
+                    occurred_at=d["occurred_at"],
+                    recorded_at=d["recorded_at"],
+                    outcome=d["outcome"],
+                    from_state=d["from_state"],
+                    to_state=d["to_state"],
+                    code=d["code"],
+                    message=d["message"],
+                    event=event,
+                )
             )
-            for d in docs
-        ]
+        return entries
 
     async def due(self, now: datetime, limit: int) -> list[str]:
         try:
             cursor = (
-                self._db.registrations.find({"next_deadline_at": {"$ne": None, "$lte": now}}, {"_id": 1})
+                self._db.registrations.find(due_query(now), {"_id": 1})
                 .sort("next_deadline_at", ASCENDING)
                 .limit(limit)
             )
@@ -262,17 +306,26 @@ class MongoStore(MongoOutbound):
         except PyMongoError as exc:
             raise StoreUnavailableError(f"MongoDB outbox claim failed: {exception_kind(exc)}") from exc
         docs.sort(key=lambda d: (d["created_at"], d["idx"]))
-        return [
-            OutboxMessage(
-                message_id=d["_id"],
-                routing_key=d["routing_key"],
-                registration_id=d["registration_id"],
-                body=self._sealer.open(bytes(d["body"]), f"outbox:{d['_id']}"),
-                created_at=d["created_at"],
-                seq=d["idx"],
+        claimed = []
+        for d in docs:
+            try:
+                body = envelope_checked(
+                    opened(self._sealer, d.get("body"), f"outbox:{d['_id']}"), "an outbox body"
+                )
+            except CorruptRowError as exc:  # the rest goes on; this one waits for an operator
+                await self._quarantine("outbox", d["_id"], {"outbox": {"_id": d["_id"]}}, exc)
+                continue
+            claimed.append(
+                OutboxMessage(
+                    message_id=d["_id"],
+                    routing_key=d["routing_key"],
+                    registration_id=d["registration_id"],
+                    body=body,
+                    created_at=d["created_at"],
+                    seq=d["idx"],
+                )
             )
-            for d in docs
-        ]
+        return claimed
 
     async def mark_sent(self, message_ids: Sequence[str], now: datetime) -> None:
         try:
@@ -284,24 +337,29 @@ class MongoStore(MongoOutbound):
             raise StoreUnavailableError(f"MongoDB write failed: {exception_kind(exc)}") from exc
 
     async def purge_ended(self, before: datetime, limit: int) -> int:
-        try:
+        """One transaction: the registrations, their history, sent outbox rows, feed events and
+        deliveries go together or not at all; processed event ids stay."""
+
+        async def purge(session: AsyncClientSession) -> int:
             docs = (
-                await self._db.registrations.find(
-                    {"ended_at": {"$ne": None, "$lt": before}, "state": {"$ne": State.ACTIVATED.value}},
-                    {"_id": 1},
-                )
+                await self._db.registrations.find(ended_query(before), {"_id": 1}, session=session)
                 .limit(limit)
                 .to_list()
             )
             ids = [d["_id"] for d in docs]
             if ids:
-                await self._db.history.delete_many({"registration_id": {"$in": ids}})
-                await self._db.outbox.delete_many({"registration_id": {"$in": ids}, "sent_at": {"$ne": None}})
-                await self._forget_registrations(ids)
-                await self._db.registrations.delete_many({"_id": {"$in": ids}})
-        except PyMongoError as exc:
-            raise StoreUnavailableError(f"MongoDB purge failed: {exception_kind(exc)}") from exc
-        return len(ids)
+                await self._db.history.delete_many({"registration_id": {"$in": ids}}, session=session)
+                await self._db.counters.delete_many(
+                    {"_id": {"$in": [f"history:{i}" for i in ids]}}, session=session
+                )
+                await self._db.outbox.delete_many(
+                    {"registration_id": {"$in": ids}, "sent_at": {"$ne": None}}, session=session
+                )
+                await self._forget_registrations(ids, session)
+                await self._db.registrations.delete_many({"_id": {"$in": ids}}, session=session)
+            return len(ids)
+
+        return int(await self._transact(purge, "purge"))
 
     async def in_state(self, state: str, limit: int) -> list[str]:
         try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -19,11 +19,20 @@ from bson import Binary
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import CollectionInvalid, DuplicateKeyError, PyMongoError
+from pymongo.errors import CollectionInvalid, PyMongoError
 
 from adapters.store.codec import Sealer
-from orchestrator.errors import PermanentError, StoreUnavailableError
-from orchestrator.ports import Commit, DeliveryAttempt, FacilityEvent, PendingDelivery, WebhookEndpoint
+from adapters.store.documents import envelope_checked, opened
+from adapters.store.mongodb_operations import is_duplicate
+from adapters.store.mongodb_webhooks import MongoWebhooks
+from orchestrator.errors import (
+    CorruptRowError,
+    PermanentError,
+    QuarantinedError,
+    StoreUnavailableError,
+    exception_kind,
+)
+from orchestrator.ports import Commit, DeliveryAttempt, FacilityEvent, PendingDelivery
 
 Doc = dict[str, Any]
 
@@ -50,12 +59,23 @@ def _claimable(now: datetime) -> Doc:
     }
 
 
-class MongoOutbound:
+class MongoOutbound(MongoWebhooks):
     """Mixed into MongoStore: the same client, database and sealer."""
 
     if TYPE_CHECKING:
         _db: AsyncDatabase[Doc]
         _sealer: Sealer
+
+        async def _quarantine(
+            self, kind: str, key: str, where: Mapping[str, Doc], exc: CorruptRowError
+        ) -> QuarantinedError: ...
+
+        async def _transact(self, work: Any, what: str) -> Any: ...
+
+    async def _quarantine_feed(self, event_id: str, exc: CorruptRowError) -> None:
+        """A feed document that does not decode goes with its delivery (which would send that body)."""
+        where = {"feed": {"_id": event_id}, "webhook_deliveries": {"_id": event_id}}
+        await self._quarantine("feed", event_id, where, exc)
 
     async def _write_facility_events(self, commit: Commit, session: AsyncClientSession) -> None:
         by_facility: dict[str, list[FacilityEvent]] = defaultdict(list)
@@ -75,12 +95,14 @@ class MongoOutbound:
                 await self._db.feed.insert_many(
                     [self._feed_doc(e, first + i) for i, e in enumerate(events)], session=session
                 )
-            except DuplicateKeyError as exc:  # derived ids collided: a bug, never to be retried
-                raise PermanentError("a feed event id exists already", code="feed_collision") from exc
-            if await self._db.webhook_endpoints.find_one({"_id": facility}, {"_id": 1}, session=session):
-                await self._db.webhook_deliveries.insert_many(
-                    [_delivery_doc(e, None) for e in events], session=session
-                )
+                if await self._db.webhook_endpoints.find_one({"_id": facility}, {"_id": 1}, session=session):
+                    await self._db.webhook_deliveries.insert_many(
+                        [_delivery_doc(e, None) for e in events], session=session
+                    )
+            except PyMongoError as exc:  # insert_many raises BulkWriteError, not DuplicateKeyError
+                if is_duplicate(exc):  # derived ids collided: a bug, never to be retried
+                    raise PermanentError("a feed event id exists already", code="feed_collision") from exc
+                raise
 
     def _feed_doc(self, e: FacilityEvent, seq: int) -> Doc:
         return {
@@ -93,9 +115,9 @@ class MongoOutbound:
             "created_at": e.created_at,
         }
 
-    async def _forget_registrations(self, ids: list[str]) -> None:
-        await self._db.feed.delete_many({"registration_id": {"$in": ids}})
-        await self._db.webhook_deliveries.delete_many({"registration_id": {"$in": ids}})
+    async def _forget_registrations(self, ids: list[str], session: AsyncClientSession) -> None:
+        await self._db.feed.delete_many({"registration_id": {"$in": ids}}, session=session)
+        await self._db.webhook_deliveries.delete_many({"registration_id": {"$in": ids}}, session=session)
 
     async def feed(self, facility_id: str, after: int, limit: int) -> list[FacilityEvent]:
         try:
@@ -104,103 +126,48 @@ class MongoOutbound:
             )
             docs = await cursor.limit(limit).to_list()
         except PyMongoError as exc:
-            raise StoreUnavailableError(f"MongoDB read failed: {exc}") from exc
-        return [
-            FacilityEvent(
-                facility_id=d["facility_id"],
-                event_id=d["_id"],
-                event_type=d["event_type"],
-                registration_id=d["registration_id"],
-                body=self._sealer.open(bytes(d["body"]), f"feed:{d['_id']}"),
-                created_at=d["created_at"],
-                seq=int(d["seq"]),
+            raise StoreUnavailableError(f"MongoDB read failed: {exception_kind(exc)}") from exc
+        events = []
+        for d in docs:
+            try:
+                body = envelope_checked(
+                    opened(self._sealer, d.get("body"), f"feed:{d['_id']}"), "a feed body"
+                )
+            except CorruptRowError as exc:  # the facility reads on past it
+                await self._quarantine_feed(d["_id"], exc)
+                continue
+            events.append(
+                FacilityEvent(
+                    facility_id=d["facility_id"],
+                    event_id=d["_id"],
+                    event_type=d["event_type"],
+                    registration_id=d["registration_id"],
+                    body=body,
+                    created_at=d["created_at"],
+                    seq=int(d["seq"]),
+                )
             )
-            for d in docs
-        ]
+        return events
 
     async def purge_feed(self, before: datetime, limit: int) -> int:
-        try:
+        """One transaction: feed events past the retention with their deliveries, and old test deliveries."""
+
+        async def purge(session: AsyncClientSession) -> int:
             docs = (
-                await self._db.feed.find({"created_at": {"$lt": before}}, {"_id": 1}).limit(limit).to_list()
+                await self._db.feed.find({"created_at": {"$lt": before}}, {"_id": 1}, session=session)
+                .limit(limit)
+                .to_list()
             )
             ids = [d["_id"] for d in docs]
             if ids:
-                await self._db.webhook_deliveries.delete_many({"_id": {"$in": ids}})
-                await self._db.feed.delete_many({"_id": {"$in": ids}})
+                await self._db.webhook_deliveries.delete_many({"_id": {"$in": ids}}, session=session)
+                await self._db.feed.delete_many({"_id": {"$in": ids}}, session=session)
             await self._db.webhook_deliveries.delete_many(
-                {"body": {"$ne": None}, "created_at": {"$lt": before}}
+                {"body": {"$ne": None}, "created_at": {"$lt": before}}, session=session
             )
-        except PyMongoError as exc:
-            raise StoreUnavailableError(f"MongoDB purge failed: {exc}") from exc
-        return len(ids)
+            return len(ids)
 
-    async def put_webhook(self, endpoint: WebhookEndpoint) -> None:
-        f, previous = endpoint.facility_id, endpoint.previous_secret
-        fields = {
-            "url": endpoint.url,
-            "secret": Binary(self._sealer.seal(endpoint.secret.encode(), f"webhook:{f}")),
-            "previous_secret": Binary(self._sealer.seal(previous.encode(), f"webhook-previous:{f}"))
-            if previous
-            else None,
-            "previous_until": endpoint.previous_until,
-            "state": endpoint.state,
-            "updated_at": endpoint.updated_at,
-        }
-        on_insert = {
-            "created_at": endpoint.created_at,
-            "last_attempt_at": None,
-            "last_status": None,
-            "last_error": None,
-            "last_delivered_at": None,
-        }
-        try:
-            await self._db.webhook_endpoints.update_one(
-                {"_id": f}, {"$set": fields, "$setOnInsert": on_insert}, upsert=True
-            )
-        except PyMongoError as exc:
-            raise StoreUnavailableError(f"MongoDB write failed: {exc}") from exc
-
-    async def webhook(self, facility_id: str) -> WebhookEndpoint | None:
-        try:
-            doc = await self._db.webhook_endpoints.find_one({"_id": facility_id})
-        except PyMongoError as exc:
-            raise StoreUnavailableError(f"MongoDB read failed: {exc}") from exc
-        return self._endpoint(doc) if doc else None
-
-    async def webhooks(self) -> list[WebhookEndpoint]:
-        try:
-            docs = await self._db.webhook_endpoints.find().sort("_id", ASCENDING).to_list()
-        except PyMongoError as exc:
-            raise StoreUnavailableError(f"MongoDB read failed: {exc}") from exc
-        return [self._endpoint(d) for d in docs]
-
-    def _endpoint(self, d: Doc) -> WebhookEndpoint:
-        f = d["_id"]
-        previous = d.get("previous_secret")
-        return WebhookEndpoint(
-            facility_id=f,
-            url=d["url"],
-            secret=self._sealer.open(bytes(d["secret"]), f"webhook:{f}").decode(),
-            previous_secret=self._sealer.open(bytes(previous), f"webhook-previous:{f}").decode()
-            if previous
-            else None,
-            previous_until=d.get("previous_until"),
-            state=d["state"],
-            created_at=d["created_at"],
-            updated_at=d["updated_at"],
-            last_attempt_at=d.get("last_attempt_at"),
-            last_status=d.get("last_status"),
-            last_error=d.get("last_error"),
-            last_delivered_at=d.get("last_delivered_at"),
-        )
-
-    async def delete_webhook(self, facility_id: str) -> bool:
-        try:
-            deleted = await self._db.webhook_endpoints.delete_one({"_id": facility_id})
-            await self._db.webhook_deliveries.delete_many({"facility_id": facility_id})
-        except PyMongoError as exc:
-            raise StoreUnavailableError(f"MongoDB write failed: {exc}") from exc
-        return deleted.deleted_count == 1
+        return int(await self._transact(purge, "feed purge"))
 
     async def add_delivery(self, event: FacilityEvent) -> bool:
         body = Binary(self._sealer.seal(event.body, f"delivery:{event.event_id}"))
@@ -209,7 +176,7 @@ class MongoOutbound:
                 return False
             await self._db.webhook_deliveries.insert_one(_delivery_doc(event, body))
         except PyMongoError as exc:
-            raise StoreUnavailableError(f"MongoDB write failed: {exc}") from exc
+            raise StoreUnavailableError(f"MongoDB write failed: {exception_kind(exc)}") from exc
         return True
 
     async def claim_deliveries(
@@ -238,7 +205,7 @@ class MongoOutbound:
                         break
             return await self._pending(docs)
         except PyMongoError as exc:
-            raise StoreUnavailableError(f"MongoDB delivery claim failed: {exc}") from exc
+            raise StoreUnavailableError(f"MongoDB delivery claim failed: {exception_kind(exc)}") from exc
 
     async def _room(self, now: datetime, per_endpoint: int) -> dict[str, int]:
         """Active endpoints with something due, and how many more each may have in flight."""
@@ -267,13 +234,9 @@ class MongoOutbound:
             endpoint = await self.webhook(d["facility_id"])
             if endpoint is None:  # deleted since the claim
                 continue
-            if d.get("body") is not None:
-                body = self._sealer.open(bytes(d["body"]), f"delivery:{d['_id']}")
-            else:
-                fed = await self._db.feed.find_one({"_id": d["_id"]}, {"body": 1})
-                if fed is None:  # purged since the claim
-                    continue
-                body = self._sealer.open(bytes(fed["body"]), f"feed:{d['_id']}")
+            body = await self._delivery_body(d)
+            if body is None:  # purged or quarantined since the claim
+                continue
             claimed.append(
                 PendingDelivery(
                     event_id=d["_id"],
@@ -286,6 +249,26 @@ class MongoOutbound:
                 )
             )
         return claimed
+
+    async def _delivery_body(self, d: Doc) -> bytes | None:
+        """A test event carries its body; any other reads its feed document's."""
+        event_id = d["_id"]
+        if d.get("body") is not None:
+            try:
+                return envelope_checked(
+                    opened(self._sealer, d["body"], f"delivery:{event_id}"), "a delivery body"
+                )
+            except CorruptRowError as exc:
+                await self._quarantine("delivery", event_id, {"webhook_deliveries": {"_id": event_id}}, exc)
+                return None
+        fed = await self._db.feed.find_one({"_id": event_id}, {"body": 1})
+        if fed is None:
+            return None
+        try:
+            return envelope_checked(opened(self._sealer, fed.get("body"), f"feed:{event_id}"), "a feed body")
+        except CorruptRowError as exc:
+            await self._quarantine_feed(event_id, exc)
+            return None
 
     async def record_attempt(self, worker: str, attempt: DeliveryAttempt) -> None:
         try:
@@ -315,7 +298,7 @@ class MongoOutbound:
                     {"$set": {"state": attempt.endpoint_state}},
                 )
         except PyMongoError as exc:
-            raise StoreUnavailableError(f"MongoDB write failed: {exc}") from exc
+            raise StoreUnavailableError(f"MongoDB write failed: {exception_kind(exc)}") from exc
 
     async def replay_deliveries(self, facility_id: str, since: datetime | None, now: datetime) -> int:
         match: Doc = {"facility_id": facility_id, "state": {"$ne": "delivered"}}
@@ -335,7 +318,7 @@ class MongoOutbound:
                 {"_id": facility_id}, {"$set": {"state": "active", "updated_at": now}}
             )
         except PyMongoError as exc:
-            raise StoreUnavailableError(f"MongoDB write failed: {exc}") from exc
+            raise StoreUnavailableError(f"MongoDB write failed: {exception_kind(exc)}") from exc
         return int(result.modified_count)
 
     async def delivery_backlog(self, facility_id: str | None = None) -> int:
@@ -345,7 +328,7 @@ class MongoOutbound:
         try:
             return await self._db.webhook_deliveries.count_documents(match)
         except PyMongoError as exc:
-            raise StoreUnavailableError(f"MongoDB read failed: {exc}") from exc
+            raise StoreUnavailableError(f"MongoDB read failed: {exception_kind(exc)}") from exc
 
     async def _deferred_registrations(self, now: datetime) -> list[str]:
         """Registrations with an outbox message held back after a refused publish."""
@@ -361,7 +344,7 @@ class MongoOutbound:
                 {"$set": {"claimed_by": "", "claimed_until": until}},
             )
         except PyMongoError as exc:
-            raise StoreUnavailableError(f"MongoDB write failed: {exc}") from exc
+            raise StoreUnavailableError(f"MongoDB write failed: {exception_kind(exc)}") from exc
 
 
 def _delivery_doc(e: FacilityEvent, body: Binary | None) -> Doc:

@@ -1,4 +1,10 @@
-"""The embedded store: one SQLite file in WAL mode; one transaction per commit, outbox included."""
+"""The embedded store: one SQLite file in WAL mode; one transaction per commit, outbox included.
+
+Commits are durable by default (`synchronous=FULL`: a commit acknowledged is on disk even after a
+power loss, before the relay hands its events to the broker); `NORMAL` may lose the last commits
+on power loss (never on a process crash) and is faster. Rows that do not decode go to the
+quarantine (sqlite_operations) instead of failing the read that meets them again and again.
+"""
 
 from __future__ import annotations
 
@@ -9,75 +15,33 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Literal
 
 import aiosqlite
 
 from adapters.store.codec import Sealer, stamp, unstamp
-from adapters.store.sqlite_outbound import OUTBOUND_SCHEMA, SqliteOutbound
+from adapters.store.documents import envelope_checked, opened, registration_from, registration_plain
+from adapters.store.sqlite_operations import SqliteOperations
+from adapters.store.sqlite_outbound import SqliteOutbound
+from adapters.store.sqlite_schema import prepare
 from orchestrator.errors import (
+    ConfigurationError,
+    CorruptRowError,
     DuplicateEventError,
     PermanentError,
+    QuarantinedError,
     StoreUnavailableError,
     VersionConflictError,
     exception_kind,
 )
-from orchestrator.model import Registration, State
+from orchestrator.model import State
 from orchestrator.ports import Commit, HistoryEntry, OutboxMessage, StoredRegistration
+from orchestrator.versions import REGISTRATION_VERSION
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS registrations (
-    id TEXT PRIMARY KEY,
-    version INTEGER NOT NULL,
-    state TEXT NOT NULL,
-    next_deadline_at TEXT,
-    updated_at TEXT NOT NULL,
-    ended_at TEXT,
-    data BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS registrations_due ON registrations (next_deadline_at)
-    WHERE next_deadline_at IS NOT NULL;
-CREATE INDEX IF NOT EXISTS registrations_ended ON registrations (ended_at)
-    WHERE ended_at IS NOT NULL AND state != 'activated';
-CREATE TABLE IF NOT EXISTS processed_events (
-    event_id TEXT PRIMARY KEY,
-    registration_id TEXT NOT NULL,
-    processed_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS history (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    registration_id TEXT NOT NULL,
-    event_id TEXT NOT NULL,
-    event_type TEXT NOT NULL,
-    source TEXT NOT NULL,
-    occurred_at TEXT NOT NULL,
-    recorded_at TEXT NOT NULL,
-    outcome TEXT NOT NULL,
-    from_state TEXT NOT NULL,
-    to_state TEXT NOT NULL,
-    code TEXT,
-    message TEXT,
-    event BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS history_registration ON history (registration_id, seq);
-CREATE TABLE IF NOT EXISTS outbox (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    message_id TEXT NOT NULL UNIQUE,
-    routing_key TEXT NOT NULL,
-    registration_id TEXT NOT NULL,
-    body BLOB NOT NULL,
-    created_at TEXT NOT NULL,
-    sent_at TEXT,
-    claimed_by TEXT,
-    claimed_until TEXT
-);
-CREATE INDEX IF NOT EXISTS outbox_unsent ON outbox (seq) WHERE sent_at IS NULL;
-CREATE INDEX IF NOT EXISTS outbox_unsent_registration ON outbox (registration_id, seq) WHERE sent_at IS NULL;
-"""
-"""A message held back after a refused publish has claimed_by '': nobody's until claimed_until, and
-no later message of its registration is claimed before it."""
+Synchronous = Literal["FULL", "NORMAL"]
 
 
-class SqliteStore(SqliteOutbound):
+class SqliteStore(SqliteOutbound, SqliteOperations):
     """Safe for several processes on one file: writes take the lock up front (BEGIN IMMEDIATE)."""
 
     def __init__(self, db: aiosqlite.Connection, sealer: Sealer) -> None:
@@ -86,24 +50,35 @@ class SqliteStore(SqliteOutbound):
         self._lock = asyncio.Lock()  # one connection, one transaction at a time
 
     @classmethod
-    async def open(cls, path: Path, sealer: Sealer, *, busy_timeout_ms: int = 10_000) -> SqliteStore:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    async def open(
+        cls,
+        path: Path,
+        sealer: Sealer,
+        *,
+        busy_timeout_ms: int = 10_000,
+        synchronous: Synchronous = "FULL",
+    ) -> SqliteStore:
+        if synchronous not in ("FULL", "NORMAL"):
+            raise ConfigurationError("synchronous is FULL or NORMAL")
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             db = await aiosqlite.connect(path, isolation_level=None)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise StoreUnavailableError(
                 f"cannot open the SQLite store at {path}: {exception_kind(exc)}"
             ) from exc
         try:
             await db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             await db.execute("PRAGMA journal_mode = WAL")
-            await db.execute("PRAGMA synchronous = NORMAL")
-            await db.executescript(_SCHEMA + OUTBOUND_SCHEMA)
-        except sqlite3.Error as exc:
-            await db.close()  # its thread would keep the process alive
-            raise StoreUnavailableError(
-                f"cannot open the SQLite store at {path}: {exception_kind(exc)}"
-            ) from exc
+            await db.execute(f"PRAGMA synchronous = {synchronous}")
+            await prepare(db, sealer)
+        except BaseException as exc:
+            await _close_after_failure(db)  # its thread would keep the process alive
+            if isinstance(exc, sqlite3.Error):
+                raise StoreUnavailableError(
+                    f"cannot open the SQLite store at {path}: {exception_kind(exc)}"
+                ) from exc
+            raise
         return cls(db, sealer)
 
     @asynccontextmanager
@@ -134,12 +109,23 @@ class SqliteStore(SqliteOutbound):
                 raise StoreUnavailableError(f"the SQLite store failed: {exception_kind(exc)}") from exc
 
     async def load(self, registration_id: str) -> StoredRegistration | None:
-        rows = await self._fetch("SELECT version, data FROM registrations WHERE id = ?", (registration_id,))
+        rows = await self._fetch(
+            "SELECT version, data, 0 FROM registrations WHERE id = ?"
+            " UNION ALL SELECT 0, NULL, 1 FROM quarantine WHERE kind = 'registration' AND key = ?"
+            " ORDER BY 3 LIMIT 1",
+            (registration_id, registration_id),
+        )
         if not rows:
             return None
-        version, data = rows[0]
-        plain = self._sealer.open(data, f"registration:{registration_id}")
-        return StoredRegistration(Registration.model_validate_json(plain), version)
+        version, data, quarantined = rows[0]
+        if quarantined:
+            raise QuarantinedError(f"registration {registration_id} is in the quarantine")
+        try:
+            registration = registration_from(opened(self._sealer, data, f"registration:{registration_id}"))
+        except CorruptRowError as exc:
+            where = {"registrations": ("id = ?", (registration_id,))}
+            raise await self._quarantine("registration", registration_id, where, exc) from exc
+        return StoredRegistration(registration, version)
 
     async def is_processed(self, event_id: str) -> bool:
         rows = await self._fetch("SELECT 1 FROM processed_events WHERE event_id = ?", (event_id,))
@@ -176,14 +162,15 @@ class SqliteStore(SqliteOutbound):
             stamp(deadline) if deadline else None,
             stamp(reg.updated_at),
             stamp(reg.ended_at) if reg.ended_at else None,
-            self._sealer.seal(reg.model_dump_json().encode(), f"registration:{reg.id}"),
+            self._sealer.seal(registration_plain(reg), f"registration:{reg.id}"),
+            REGISTRATION_VERSION,
         )
         if expected == 0:
             try:
                 await db.execute(
                     "INSERT INTO registrations"
-                    " (id, version, state, next_deadline_at, updated_at, ended_at, data)"
-                    " VALUES (?, 1, ?, ?, ?, ?, ?)",
+                    " (id, version, state, next_deadline_at, updated_at, ended_at, data, schema_version)"
+                    " VALUES (?, 1, ?, ?, ?, ?, ?, ?)",
                     (reg.id, *columns),
                 )
             except sqlite3.IntegrityError as exc:
@@ -191,7 +178,7 @@ class SqliteStore(SqliteOutbound):
             return 1
         cursor = await db.execute(
             "UPDATE registrations SET version = version + 1, state = ?, next_deadline_at = ?,"
-            " updated_at = ?, ended_at = ?, data = ? WHERE id = ? AND version = ?",
+            " updated_at = ?, ended_at = ?, data = ?, schema_version = ? WHERE id = ? AND version = ?",
             (*columns, reg.id, expected),
         )
         if cursor.rowcount != 1:
@@ -240,26 +227,34 @@ class SqliteStore(SqliteOutbound):
     async def history(self, registration_id: str) -> list[HistoryEntry]:
         rows = await self._fetch(
             "SELECT registration_id, event_id, event_type, source, occurred_at, recorded_at, outcome,"
-            " from_state, to_state, code, message, event FROM history WHERE registration_id = ? ORDER BY seq",
+            " from_state, to_state, code, message, event, seq FROM history WHERE registration_id = ?"
+            " ORDER BY seq",
             (registration_id,),
         )
-        return [
-            HistoryEntry(
-                registration_id=r[0],
-                event_id=r[1],
-                event_type=r[2],
-                source=r[3],
-                occurred_at=unstamp(r[4]),
-                recorded_at=unstamp(r[5]),
-                outcome=r[6],
-                from_state=r[7],
-                to_state=r[8],
-                code=r[9],
-                message=r[10],
-                event=self._sealer.open(r[11], f"history:{r[1]}"),
+        entries = []
+        for r in rows:
+            try:
+                event = envelope_checked(opened(self._sealer, r[11], f"history:{r[1]}"), "a history event")
+            except CorruptRowError as exc:  # the rest of the history is still worth reading
+                await self._quarantine("history", r[1], {"history": ("seq = ?", (r[12],))}, exc)
+                continue
+            entries.append(
+                HistoryEntry(
+                    registration_id=r[0],
+                    event_id=r[1],
+                    event_type=r[2],
+                    source=r[3],
+                    occurred_at=unstamp(r[4]),
+                    recorded_at=unstamp(r[5]),
+                    outcome=r[6],
+                    from_state=r[7],
+                    to_state=r[8],
+                    code=r[9],
+                    message=r[10],
+                    event=event,
+                )
             )
-            for r in rows
-        ]
+        return entries
 
     async def due(self, now: datetime, limit: int) -> list[str]:
         rows = await self._fetch(
@@ -288,17 +283,24 @@ class SqliteStore(SqliteOutbound):
                 "UPDATE outbox SET claimed_by = ?, claimed_until = ? WHERE seq = ?",
                 [(worker, until, r[0]) for r in rows],
             )
-        return [
-            OutboxMessage(
-                message_id=r[1],
-                routing_key=r[2],
-                registration_id=r[3],
-                body=self._sealer.open(r[4], f"outbox:{r[1]}"),
-                created_at=unstamp(r[5]),
-                seq=r[0],
+        claimed = []
+        for r in rows:
+            try:
+                body = envelope_checked(opened(self._sealer, r[4], f"outbox:{r[1]}"), "an outbox body")
+            except CorruptRowError as exc:  # the rest goes on; this one waits for an operator
+                await self._quarantine("outbox", r[1], {"outbox": ("seq = ?", (r[0],))}, exc)
+                continue
+            claimed.append(
+                OutboxMessage(
+                    message_id=r[1],
+                    routing_key=r[2],
+                    registration_id=r[3],
+                    body=body,
+                    created_at=unstamp(r[5]),
+                    seq=r[0],
+                )
             )
-            for r in rows
-        ]
+        return claimed
 
     async def mark_sent(self, message_ids: Sequence[str], now: datetime) -> None:
         async with self._transaction() as db:
@@ -344,3 +346,15 @@ class SqliteStore(SqliteOutbound):
 
     async def close(self) -> None:
         await self._db.close()
+
+
+async def _close_after_failure(db: aiosqlite.Connection) -> None:
+    """Close a connection whose opening failed, even when that failure was a cancellation."""
+    closing = asyncio.ensure_future(db.close())
+    try:
+        await asyncio.shield(closing)
+    except asyncio.CancelledError:
+        await closing
+        raise
+    except sqlite3.Error:
+        pass

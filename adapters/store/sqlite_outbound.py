@@ -9,7 +9,7 @@ which has none, carries its own).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 import aiosqlite
 
 from adapters.store.codec import Sealer, stamp, unstamp
-from orchestrator.errors import PermanentError
+from adapters.store.documents import envelope_checked, opened
+from orchestrator.errors import CorruptRowError, PermanentError, QuarantinedError
 from orchestrator.ports import (
     Commit,
     DeliveryAttempt,
@@ -106,6 +107,18 @@ class SqliteOutbound:
 
         async def _fetch(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]: ...
 
+        async def _quarantine(
+            self, kind: str, key: str, where: Mapping[str, tuple[str, Sequence[object]]], exc: CorruptRowError
+        ) -> QuarantinedError: ...
+
+    async def _quarantine_feed(self, event_id: str, exc: CorruptRowError) -> None:
+        """A feed row that does not decode goes with its delivery (which would send that body)."""
+        where = {
+            "feed": ("event_id = ?", (event_id,)),
+            "webhook_deliveries": ("event_id = ?", (event_id,)),
+        }
+        await self._quarantine("feed", event_id, where, exc)
+
     async def _write_facility_events(self, db: aiosqlite.Connection, commit: Commit) -> None:
         """Inside the commit: a feed row per event, a delivery per event whose facility has an endpoint."""
         for e in commit.facility_events:
@@ -147,18 +160,25 @@ class SqliteOutbound:
             " WHERE facility_id = ? AND seq > ? ORDER BY seq LIMIT ?",
             (facility_id, after, limit),
         )
-        return [
-            FacilityEvent(
-                facility_id=facility_id,
-                event_id=r[1],
-                event_type=r[2],
-                registration_id=r[3],
-                body=self._sealer.open(r[4], f"feed:{r[1]}"),
-                created_at=unstamp(r[5]),
-                seq=r[0],
+        events = []
+        for r in rows:
+            try:
+                body = envelope_checked(opened(self._sealer, r[4], f"feed:{r[1]}"), "a feed body")
+            except CorruptRowError as exc:  # the facility reads on past it
+                await self._quarantine_feed(r[1], exc)
+                continue
+            events.append(
+                FacilityEvent(
+                    facility_id=facility_id,
+                    event_id=r[1],
+                    event_type=r[2],
+                    registration_id=r[3],
+                    body=body,
+                    created_at=unstamp(r[5]),
+                    seq=r[0],
+                )
             )
-            for r in rows
-        ]
+        return events
 
     async def purge_feed(self, before: datetime, limit: int) -> int:
         async with self._transaction() as db:
@@ -197,23 +217,32 @@ class SqliteOutbound:
             )
 
     async def webhook(self, facility_id: str) -> WebhookEndpoint | None:
+        """The endpoint; one whose secret does not open is quarantined and, until released, absent
+        (its deliveries wait; a new PUT makes a new one)."""
         rows = await self._fetch(
             f"SELECT {_ENDPOINT} FROM webhook_endpoints WHERE facility_id = ?",  # noqa: S608 - constant
             (facility_id,),
         )
-        return self._endpoint(rows[0]) if rows else None
+        return await self._endpoint(rows[0]) if rows else None
 
     async def webhooks(self) -> list[WebhookEndpoint]:
         rows = await self._fetch(f"SELECT {_ENDPOINT} FROM webhook_endpoints ORDER BY facility_id")  # noqa: S608
-        return [self._endpoint(r) for r in rows]
+        return [e for r in rows if (e := await self._endpoint(r)) is not None]
 
-    def _endpoint(self, r: sqlite3.Row) -> WebhookEndpoint:
+    async def _endpoint(self, r: sqlite3.Row) -> WebhookEndpoint | None:
         f = r[0]
+        try:
+            secret = opened(self._sealer, r[2], f"webhook:{f}").decode()
+            previous = opened(self._sealer, r[3], f"webhook-previous:{f}").decode() if r[3] else None
+        except (CorruptRowError, UnicodeDecodeError) as exc:
+            corrupt = exc if isinstance(exc, CorruptRowError) else CorruptRowError("the secret is not text")
+            await self._quarantine("webhook", f, {"webhook_endpoints": ("facility_id = ?", (f,))}, corrupt)
+            return None
         return WebhookEndpoint(
             facility_id=f,
             url=r[1],
-            secret=self._sealer.open(r[2], f"webhook:{f}").decode(),
-            previous_secret=self._sealer.open(r[3], f"webhook-previous:{f}").decode() if r[3] else None,
+            secret=secret,
+            previous_secret=previous,
             previous_until=unstamp(r[4]) if r[4] else None,
             state=r[5],
             created_at=unstamp(r[6]),
@@ -266,12 +295,9 @@ class SqliteOutbound:
         endpoints = {f: await self.webhook(f) for f in {r[1] for r in rows}}
         claimed = []
         for r in rows:
-            own, fed = r[3], r[4]
-            body = (
-                self._sealer.open(own, f"delivery:{r[0]}") if own else self._sealer.open(fed, f"feed:{r[0]}")
-            )
+            body = await self._delivery_body(r[0], r[3], r[4])
             endpoint = endpoints[r[1]]
-            if endpoint is not None:  # deleted since the claim: nothing to send to
+            if endpoint is not None and body is not None:  # deleted since the claim: nothing to send to
                 claimed.append(
                     PendingDelivery(
                         event_id=r[0],
@@ -284,6 +310,22 @@ class SqliteOutbound:
                     )
                 )
         return claimed
+
+    async def _delivery_body(self, event_id: str, own: bytes | None, fed: bytes | None) -> bytes | None:
+        """A test event carries its body; any other reads its feed row's (None: purged meanwhile)."""
+        try:
+            if own is not None:
+                return envelope_checked(opened(self._sealer, own, f"delivery:{event_id}"), "a delivery body")
+            if fed is None:
+                return None
+            return envelope_checked(opened(self._sealer, fed, f"feed:{event_id}"), "a feed body")
+        except CorruptRowError as exc:
+            if own is not None:
+                where = {"webhook_deliveries": ("event_id = ?", (event_id,))}
+                await self._quarantine("delivery", event_id, where, exc)
+            else:
+                await self._quarantine_feed(event_id, exc)
+            return None
 
     async def record_attempt(self, worker: str, attempt: DeliveryAttempt) -> None:
         at = stamp(attempt.at)

@@ -1,9 +1,13 @@
 """The facility web API: the reservation system's page drives a registration through seed 000's steps.
 
-Every route sits under `/v1` and needs the facility's bearer token (401 `unauthorized`). A
-registration of another facility is answered 404 like one that does not exist, so ids cannot be
-probed. Steps become events for `Orchestrator.handle`; a refusal is answered 409 with the
-orchestrator's code and the seed's message verbatim. A retried start with the same `request_id`,
+Every route sits under `/v1` and needs the facility's bearer token (401 `unauthorized`). Ids are
+the facility's own: a facility's `registration_id` is the registration's `reference`, and Honnin
+keys it by an id derived from (facility, reference) (schemas.references), so another facility's id
+is looked up exactly as an unused one is (the same two reads, the same 404) and two facilities may
+use the same id. A registration whose id is its reference (stored before per-facility ids, or
+started on the bus) is found by a second, legacy lookup. Steps become events for
+`Orchestrator.handle`; a refusal is answered 409 with the orchestrator's code and the seed's
+message verbatim. A retried start with the same `request_id`,
 or a retried step with the same `Idempotency-Key` header, is the same event and gets the first
 answer again.
 """
@@ -34,7 +38,7 @@ from adapters.web.feed import FEED_ROUTE
 from adapters.web.webhooks import OutboundApi
 from adapters.web.wire import link_of, read_optional_body, state_of, status_of
 from orchestrator import messages
-from orchestrator.errors import NotFoundError, RetryLaterError
+from orchestrator.errors import NotFoundError, QuarantinedError, RetryLaterError
 from orchestrator.model import Registration, State
 from orchestrator.ports import Clock
 from orchestrator.service import HandleResult, Orchestrator
@@ -57,6 +61,7 @@ from schemas.events import (
 )
 from schemas.payloads import CancelRequestedPayload, RegistrationConfirmedPayload, RegistrationStartedPayload
 from schemas.privacy import MAX_ID_DIGITS, digit_count
+from schemas.references import namespaced_id
 
 log = structlog.get_logger("honnin.web")
 
@@ -125,18 +130,24 @@ class WebApi:
     async def start(self, request: web.Request, facility: str) -> web.Response:
         """必要事項を入力 + 【アプリを起動する】: `registration.started`, and the app's card-read link."""
         body = await read_json(request, StartRegistrationRequest)
-        rid = start_registration_id(facility, body.request_id, body.registration_id)
+        reference = start_registration_id(facility, body.request_id, body.registration_id)
+        payload = RegistrationStartedPayload(
+            facility_id=facility, reference=reference, applicant=body.applicant
+        )
         event = RegistrationStarted(
             type="registration.started",
-            payload=RegistrationStartedPayload(facility_id=facility, applicant=body.applicant),
-            **self._envelope(rid, start_event_id(facility, body.request_id, body.registration_id)),
+            payload=payload,
+            **self._envelope(
+                namespaced_id(facility, reference),
+                start_event_id(facility, body.request_id, body.registration_id),
+            ),
         )
-        registration = await self._started(event, facility)
+        registration = await self._started(event, facility, reference)
         answer = StartRegistrationResponse(
-            registration_id=rid,
+            registration_id=registration.reference,
             state=state_of(registration.state),
             expires_at=registration.expires_at,
-            card_read_link=link_of(self._links.issue(rid, "card_read")),
+            card_read_link=link_of(self._links.issue(registration.id, "card_read")),
         )
         return ok(answer, status=201)
 
@@ -192,7 +203,7 @@ class WebApi:
         if activated.activated_at is None:  # only an applied complete gets here: it activated
             raise HttpError(409, "not_activated", f"the registration is {activated.state.value}")
         answer = CompleteResponse(
-            registration_id=activated.id, state="activated", activated_at=activated.activated_at
+            registration_id=activated.reference, state="activated", activated_at=activated.activated_at
         )
         return ok(answer)
 
@@ -206,7 +217,7 @@ class WebApi:
             **self._envelope(registration.id, self._step_id(request, facility, "cancel", registration)),
         )
         await self._submit(event, too_early="")  # cancel is accepted in every open state
-        return ok(CancelResponse(registration_id=registration.id, state="cancelled"), status=202)
+        return ok(CancelResponse(registration_id=registration.reference, state="cancelled"), status=202)
 
     def _envelope(self, registration_id: str, event_id: uuid.UUID) -> dict[str, Any]:
         """The envelope fields every step from the web shares."""
@@ -222,17 +233,18 @@ class WebApi:
         """The event id of a step: derived from the Idempotency-Key header when there is one."""
         return event_id_for(facility, route, registration.id, idempotency_key(request))
 
-    async def _started(self, event: RegistrationStarted, facility: str) -> Registration:
-        """The registration this start created, or the one an earlier try of it created."""
-        existing = await self._find(event.registration_id)
+    async def _started(self, event: RegistrationStarted, facility: str, reference: str) -> Registration:
+        """The registration this start created, or the one an earlier try of it created; within the
+        facility, an id in use by another request is refused (another facility's is never seen)."""
+        existing = await self._lookup(facility, reference)
         if existing is None:
             result = await self._orchestrator.handle(event)
             if result.status == "applied":
                 return await self._load(event.registration_id)
-            existing = await self._find(event.registration_id)
+            existing = await self._lookup(facility, reference)
             if existing is None:  # a duplicate with nothing here: the id was spent on another one
                 raise HttpError(409, "request_id_reused", "this request_id started another registration")
-        if existing.facility_id == facility and await self._seen(event):
+        if await self._seen(existing.id, event):
             return existing
         raise HttpError(
             409, "registration_id_taken", "this registration_id is taken: choose another, or omit it"
@@ -264,20 +276,35 @@ class WebApi:
                 return HandleResult("applied", State(entry.to_state))
         raise HttpError(409, "idempotency_conflict", "this idempotency key was used for another request")
 
-    async def _seen(self, event: Envelope) -> bool:
+    async def _seen(self, registration_id: str, event: Envelope) -> bool:
         """Whether the registration's history holds this very event (a retried start)."""
-        history = await self._orchestrator.history(event.registration_id)
+        history = await self._orchestrator.history(registration_id)
         return any(entry.event_id == str(event.event_id) for entry in history)
 
     async def _owned(self, request: web.Request, facility: str) -> Registration:
         """The path's registration if this facility started it; 404 otherwise, whatever the reason."""
-        rid = request.match_info["registration_id"]
-        if not _ID.match(rid) or digit_count(rid) > MAX_ID_DIGITS:
+        reference = request.match_info["registration_id"]
+        if not _ID.match(reference) or digit_count(reference) > MAX_ID_DIGITS:
             raise _not_found()
-        registration = await self._find(rid)
-        if registration is None or registration.facility_id != facility:
+        registration = await self._lookup(facility, reference)
+        if registration is None:
             raise _not_found()
         return registration
+
+    async def _lookup(self, facility: str, reference: str) -> Registration | None:
+        """This facility's registration called `reference`: by the derived id, then by the id itself
+        (a registration stored before per-facility ids, or started on the bus). Both reads happen
+        whoever holds the id, so another facility's looks like an unused one."""
+        own = await self._find(namespaced_id(facility, reference))
+        if own is not None and own.facility_id == facility and own.reference == reference:
+            return own
+        try:
+            legacy = await self._find(reference)
+        except HttpError:  # quarantined: it may be another facility's, and must not show
+            return None
+        if legacy is not None and legacy.facility_id == facility and legacy.reference == legacy.id:
+            return legacy
+        return None
 
     async def _find(self, registration_id: str) -> Registration | None:
         """The registration, or None: absence is an answer here, not an error."""
@@ -285,6 +312,10 @@ class WebApi:
             return (await self._orchestrator.status(registration_id)).registration
         except NotFoundError:
             return None
+        except QuarantinedError:
+            raise HttpError(
+                503, "registration_unavailable", "this registration cannot be read now; operators are told"
+            ) from None
 
     async def _load(self, registration_id: str) -> Registration:
         """The registration just written (or found): its current state and challenge attempt."""
@@ -297,7 +328,7 @@ class WebApi:
         """The sign link for the registration's current challenge attempt (the bridge refuses others)."""
         attempt = registration.challenge_attempt
         return SignLinkResponse(
-            registration_id=registration.id,
+            registration_id=registration.reference,
             state=state_of(registration.state),
             attempt=attempt,
             sign_link=link_of(self._links.issue(registration.id, "sign", attempt)),

@@ -57,7 +57,7 @@ def status_of(registration: Registration) -> RegistrationStatus:
     """States, deadlines and outcomes only: no applicant or card facts."""
     verification = registration.verification
     return RegistrationStatus(
-        registration_id=registration.id,
+        registration_id=registration.reference,  # the facility's own id (schemas.references)
         state=state_of(registration.state),
         created_at=registration.created_at,
         updated_at=registration.updated_at,

@@ -33,6 +33,7 @@ def _start(_: Registration | None, event: RegistrationStarted, ctx: Context, sta
     profile = ctx.profiles[event.payload.profile]
     registration = Registration(
         id=event.registration_id,
+        reference=event.payload.reference or event.registration_id,
         profile=profile.name,
         facility_id=event.payload.facility_id,
         state=state,

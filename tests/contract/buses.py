@@ -32,15 +32,26 @@ _taken: weakref.WeakKeyDictionary[RabbitMqBus, list[DeadLetter]] = weakref.WeakK
 
 
 async def open_bus(
-    kind: str, *, delivery_limit: int = 3, redelivery: float = 0.01, max_length: int | None = None
+    kind: str,
+    *,
+    delivery_limit: int | None = 3,
+    redelivery: float = 0.01,
+    window: float = 600.0,
+    max_length: int | None = None,
 ) -> AnyBus:
     """A fresh bus; RabbitMQ unreachable skips locally and fails under CI=true."""
     if kind == "inprocess":
         return InProcessBus(
-            delivery_limit=delivery_limit, redelivery_delay=redelivery, max_length=max_length or 100_000
+            delivery_limit=delivery_limit,
+            redelivery_delay=redelivery,
+            redelivery_window=window,
+            max_length=max_length or 100_000,
         )
     return await connect_rabbitmq(
-        delivery_limit=delivery_limit, redelivery_base=redelivery, max_length=max_length
+        delivery_limit=delivery_limit,
+        redelivery_base=redelivery,
+        redelivery_window=window,
+        max_length=max_length,
     )
 
 

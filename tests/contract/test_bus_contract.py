@@ -253,3 +253,54 @@ async def test_the_in_process_bus_keeps_records_only_when_asked() -> None:
     assert [m.message_id for m in recording.published] == [f"m{i}" for i in range(5)]
     for bus in (quiet, recording):
         await bus.close()
+
+
+# -- the redelivery window ---------------------------------------------------------------------------
+
+
+async def test_without_a_limit_a_failing_message_is_redelivered_until_its_window_passes(kind: str) -> None:
+    bus = await open_bus(kind, delivery_limit=None, window=0.6)
+    try:
+        await bus.declare_queue("q", ["k"])
+        seen: list[Delivery] = []
+
+        async def broken(d: Delivery) -> None:
+            seen.append(d)
+            raise RetryableError("store down", code="store_unavailable")
+
+        await bus.consume("q", broken)
+        await bus.publish(message("k", "m1"))
+        await eventually(lambda: _any_dead(bus, "q"))
+        [letter] = await dead_letters(bus, "q")
+        assert [d.attempt for d in seen] == list(range(1, len(seen) + 1))
+        assert len(seen) >= 3, "redelivered, not dead-lettered at the first failure"
+        first = seen[0].first_seen_at
+        assert first is not None
+        for d in seen:  # the first-seen time travels with every copy, and into the dead letter
+            assert d.first_seen_at is not None
+            assert abs((d.first_seen_at - first).total_seconds()) < 0.001
+        assert letter.first_seen_at is not None
+        assert abs((letter.first_seen_at - first).total_seconds()) < 0.001
+        assert letter.attempts == len(seen)
+        assert f"redelivery window of 0.6s passed after {len(seen)} deliveries" in letter.reason
+        assert "store_unavailable: store down" in letter.reason
+    finally:
+        await dispose(bus)
+
+
+async def test_a_message_sent_to_one_queue_reaches_that_queue_only(bus: AnyBus) -> None:
+    await bus.declare_queue("q.one", ["k"])
+    await bus.declare_queue("q.two", ["k"])
+    got: list[tuple[str, BusMessage]] = []
+
+    async def record(d: Delivery) -> None:
+        got.append((d.queue, d.message))
+
+    await bus.consume("q.one", record)
+    await bus.consume("q.two", record)
+    await bus.send_to("q.two", message("k", "replayed"))
+    await eventually(lambda: bool(got))
+    await bus.join()
+    assert got == [("q.two", message("k", "replayed"))], "past the routing: the other queue hears nothing"
+    with pytest.raises(UnroutableError):
+        await bus.send_to("q.none", message("k", "lost"))

@@ -542,3 +542,24 @@ async def test_a_signature_while_one_is_being_verified_gets_the_orchestrators_wo
             "details": [],
         },
     )
+
+
+# --- contention ------------------------------------------------------------------------------------
+
+
+async def test_sixty_concurrent_card_reads_on_one_registration_all_apply_and_none_is_a_5xx(
+    bridge: Bridge,
+) -> None:
+    """Each link is a step of its own (再読み取り): sixty writers of one registration at once, each
+    of which changes it; they take turns instead of failing with version conflicts."""
+    import asyncio
+
+    rid = "reg-contend-001"
+    await bridge.web("registration.started", rid)
+    links = [bridge.links.issue(rid, "card_read") for _ in range(60)]
+    answers = await asyncio.gather(*(bridge.post(link.url + "/card-info", {"card": FACTS}) for link in links))
+    assert [status for status, _ in answers] == [200] * 60, [b for s, b in answers if s != 200][:3]
+    stored = await bridge.app.store.load(rid)
+    assert stored is not None
+    assert (stored.registration.state, stored.version) == (State.CARD_READ, 61)
+    assert (await bridge.kinds(rid)).count("card.info_read") == 60

@@ -19,6 +19,7 @@ from adapters.http.common import serve
 from adapters.http.words import is_english
 from honnin.bootstrap import App
 from honnin.http import build_http
+from schemas.references import namespaced_id
 from tests.integration.harness import start
 
 TOKEN = "facility-landing-token-0123456789"
@@ -199,8 +200,8 @@ def test_the_openapi_document_describes_the_os_links_the_landing_page_and_the_er
 
 async def test_a_signing_link_that_cannot_sign_is_a_page_in_japanese(worker: Worker) -> None:
     started = await worker.started()
-    rid = started["registration_id"]
-    sign = worker.app.links.issue(rid, "sign", 1)
+    rid = started["registration_id"]  # the facility's own id; links carry Honnin's derived one
+    sign = worker.app.links.issue(namespaced_id("facility-l", rid), "sign", 1)
     status, _, page = await worker.page(sign.ios.url)
     assert status == 409  # confirmed not yet: nothing to sign
     assert "まだ署名できません。" in page

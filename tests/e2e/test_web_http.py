@@ -28,6 +28,7 @@ from orchestrator import messages
 from orchestrator.messages import CARD_NOT_READ_YET
 from orchestrator.model import State
 from schemas.api_web import RegistrationState
+from schemas.references import namespaced_id
 from tests import factory
 from tests.integration.harness import settle, start
 
@@ -86,10 +87,15 @@ class Site:
         assert status == 201, body
         return body["registration_id"], body
 
+    @staticmethod
+    def internal(rid: str, facility: str = "facility-a") -> str:
+        """The id Honnin keys a facility's registration by (the facility only ever sees `rid`)."""
+        return namespaced_id(facility, rid)
+
     async def read_card(self, rid: str, card: dict[str, Any] = factory.CARD) -> None:
         """The app's step 2: the four facts read with the 4-digit PIN."""
         result = await self.app.orchestrator.handle(
-            factory.event("card.info_read", rid, payload={"card": card})
+            factory.event("card.info_read", self.internal(rid), payload={"card": card})
         )
         assert result.status == "applied", result
 
@@ -105,10 +111,13 @@ class Site:
     async def sign(self, rid: str, link: dict[str, Any], card: Card) -> None:
         """The app's step 5, through the sign link: the card signs the challenge of the link's attempt."""
         claims = self.claims(link, "sign")
-        stored = await self.app.store.load(rid)
+        stored = await self.app.store.load(self.internal(rid))
         assert stored is not None
         assert stored.registration.challenge is not None
-        assert (claims.registration_id, claims.attempt) == (rid, stored.registration.challenge_attempt)
+        assert (claims.registration_id, claims.attempt) == (
+            self.internal(rid),
+            stored.registration.challenge_attempt,
+        )
         challenge = base64.b64decode(stored.registration.challenge)
         payload = {
             "certificate": base64.b64encode(card.der).decode(),
@@ -116,7 +125,7 @@ class Site:
             "algorithm": "rsa-pkcs1v15-sha256",
         }
         result = await self.app.orchestrator.handle(
-            factory.event("card.signature_submitted", rid, payload=payload)
+            factory.event("card.signature_submitted", self.internal(rid), payload=payload)
         )
         assert result.status == "applied", result
         await settle(self.app)
@@ -137,11 +146,15 @@ class Site:
         """How many `kind` events for `rid` the facility's feed holds (what its webhook is sent)."""
         await settle(self.app)
         events = await self.app.store.feed(facility, 0, 10_000)
-        return sum(1 for e in events if e.event_type == kind and e.registration_id == rid)
+        internal = self.internal(rid, facility)
+        heard = [e for e in events if e.event_type == kind and e.registration_id == internal]
+        assert all(json.loads(e.body)["registration_id"] == rid for e in heard), "its own id, not ours"
+        return len(heard)
 
-    async def history(self, rid: str) -> list[tuple[str, str]]:
+    async def history(self, rid: str, facility: str = "facility-a") -> list[tuple[str, str]]:
         """What the orchestrator recorded: proof that a retry or a refused call spent nothing."""
-        return [(h.event_type, h.outcome) for h in await self.app.orchestrator.history(rid)]
+        entries = await self.app.orchestrator.history(self.internal(rid, facility))
+        return [(h.event_type, h.outcome) for h in entries]
 
 
 @pytest.fixture(scope="module")
@@ -193,7 +206,7 @@ async def test_the_whole_facility_flow_ends_activated_and_the_facility_hears_it_
     rid, started = await site.start()
     assert started["state"] == "info_entered"
     assert re.fullmatch(r"reg-[a-p]{32}", rid), "letters only: a generated id never holds 12 digits"
-    assert site.claims(started["card_read_link"], "card_read").registration_id == rid
+    assert site.claims(started["card_read_link"], "card_read").registration_id == site.internal(rid)
     assert (await site.state(rid))["state"] == "info_entered"
 
     await site.read_card(rid)
@@ -387,15 +400,66 @@ async def test_a_retried_start_with_the_same_request_id_is_one_registration(site
     assert (status, body["code"]) == (409, "request_id_reused")
 
 
-async def test_a_client_registration_id_is_kept_and_cannot_be_taken_twice(site: Site) -> None:
+async def test_a_client_registration_id_is_kept_and_cannot_be_taken_twice_by_one_facility(
+    site: Site,
+) -> None:
     rid, _ = await site.start(registration_id="reg-client-0001")
     assert rid == "reg-client-0001"
     assert (await site.start(registration_id=rid))[0] == rid, "a retry of the same start"
     status, body = await site.call(
-        "POST", "/v1/registrations", {"applicant": factory.APPLICANT, "registration_id": rid}, token=TOKEN_B
+        "POST",
+        "/v1/registrations",
+        {"applicant": factory.APPLICANT, "registration_id": rid, "request_id": "another-form-1"},
     )
-    assert (status, body["code"]) == (409, "registration_id_taken")
-    assert await site.history(rid) == [("registration.started", "applied")], "facility b touched nothing"
+    assert (status, body["code"]) == (409, "registration_id_taken"), "another request, the same id"
+    assert await site.history(rid) == [("registration.started", "applied")]
+
+
+async def test_two_facilities_may_use_the_same_id_and_neither_sees_the_other(site: Site) -> None:
+    rid, _ = await site.start(registration_id="reg-shared-0001")
+    theirs, started = await site.start(TOKEN_B, registration_id=rid)
+    assert (theirs, started["state"]) == (rid, "info_entered"), "facility b's own registration"
+    status, _ = await site.call("DELETE", ONE.format(rid), token=TOKEN_B)
+    assert status == 202
+    assert (await site.state(rid))["state"] == "info_entered", "facility a's is untouched"
+    assert (await site.call("GET", ONE.format(rid), token=TOKEN_B))[1]["state"] == "cancelled"
+    assert await site.history(rid) == [("registration.started", "applied")]
+    assert [e for e, _ in await site.history(rid, "facility-b")] == [
+        "registration.started",
+        "registration.cancel_requested",
+    ]
+    assert await site.facility_heard(rid, "registration.cancelled", "facility-b") == 1
+    assert await site.facility_heard(rid, "registration.cancelled") == 0
+
+
+async def test_another_facilitys_id_answers_exactly_as_an_unused_one(site: Site) -> None:
+    rid, _ = await site.start(registration_id="reg-only-a-0001")
+    reads: list[str] = []
+    load = site.app.store.load
+
+    async def recorded(registration_id: str):  # the store reads each lookup makes, in order
+        reads.append(registration_id)
+        return await load(registration_id)
+
+    site.app.store.load = recorded  # type: ignore[method-assign]
+    answers = {}
+    for probe in (rid, "reg-never-used-01"):
+        reads.clear()
+        calls = [
+            await site.call(method, ONE.format(probe) + path, body, token=TOKEN_B)
+            for method, path, body in (
+                ("GET", "", None),
+                ("POST", "/reflect", None),
+                ("POST", "/confirm", {"notice_acknowledged": True}),
+                ("POST", "/complete", None),
+                ("DELETE", "", None),
+            )
+        ]
+        answers[probe] = (calls, len(reads), [r == probe for r in reads])
+    assert answers[rid] == answers["reg-never-used-01"], "same answers, same reads: nothing to tell apart"
+    assert {status for status, _ in answers[rid][0]} == {404}
+    assert answers[rid][1] == 10, "two point reads per call: the facility's derived id, then the legacy id"
+    assert (await site.state(rid))["state"] == "info_entered"
 
 
 async def test_retried_confirm_and_complete_with_the_same_idempotency_key_are_one_event(
@@ -596,3 +660,48 @@ async def test_unknown_fields_are_refused_and_never_named(site: Site) -> None:
 
 def test_the_api_knows_every_state_a_registration_can_be_in() -> None:
     assert set(get_args(RegistrationState)) == {s.value for s in State} - {"new"}
+
+
+# -- contention -----------------------------------------------------------------------------------
+
+
+async def test_sixty_concurrent_steps_on_one_registration_get_no_5xx(site: Site) -> None:
+    """Different requests: one confirm applies, the rest are the right 409; the same request: one event."""
+    import asyncio
+
+    rid, _ = await site.start()
+    await site.read_card(rid)
+    path = ONE.format(rid) + "/confirm"
+    body = {"notice_acknowledged": True}
+    different = await asyncio.gather(
+        *(site.call("POST", path, body, headers={"Idempotency-Key": f"confirm-{n}"}) for n in range(60))
+    )
+    statuses = sorted(status for status, _ in different)
+    assert statuses == [200] + [409] * 59, statuses
+    assert {b["code"] for s, b in different if s == 409} == {"event_not_accepted"}
+
+    same = await asyncio.gather(
+        *(site.call("DELETE", ONE.format(rid), headers={"Idempotency-Key": "cancel-once"}) for _ in range(60))
+    )
+    assert [status for status, _ in same] == [202] * 60, "one cancel, answered sixty times"
+    history = await site.history(rid)
+    assert history.count(("registration.confirmed", "applied")) == 1
+    assert history.count(("registration.cancel_requested", "applied")) == 1
+    assert len(history) == 2 + 60 + 1, "started, card read, 60 confirms (one applied), one cancel"
+
+
+async def test_a_registration_in_the_quarantine_is_unavailable_to_its_facility_only(site: Site) -> None:
+    from tests.contract.stores import Raw
+
+    rid, _ = await site.start(registration_id="reg-broken-0001")
+    other, _ = await site.start()
+    await Raw(site.app.store).tamper("registration", site.internal(rid))
+    status, body = await site.call("GET", ONE.format(rid))
+    assert (status, body["code"]) == (503, "registration_unavailable")
+    assert rid not in json.dumps(body)
+    status, _ = await site.call("GET", ONE.format(rid), token=TOKEN_B)
+    assert status == 404, "another facility sees what it sees for any id it does not own"
+    assert (await site.state(other))["state"] == "info_entered", "the rest is served"
+    assert (await site.start(registration_id="reg-fresh-00001"))[1]["state"] == "info_entered"
+    [entry] = await site.app.store.list_quarantine()
+    assert (entry.kind, entry.key) == ("registration", site.internal(rid))

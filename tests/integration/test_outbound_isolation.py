@@ -107,7 +107,9 @@ def outboxed(rid: str, n: int, ids: list[str]) -> Commit:
     history = HistoryEntry(
         rid, f"cause-{rid}-{n}", "registration.started", "web", at, at, "applied", "new", "new"
     )
-    messages = [OutboxMessage(m, "verification.requested", rid, m.encode(), at) for m in ids]
+    messages = [
+        OutboxMessage(m, "verification.requested", rid, b'{"event_id": "%s"}' % m.encode(), at) for m in ids
+    ]
     return Commit(f"cause-{rid}-{n}", rid, 0, None, history, messages)
 
 

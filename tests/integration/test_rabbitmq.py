@@ -213,7 +213,9 @@ async def test_the_queues_carry_the_declared_arguments(bus: RabbitMqBus) -> None
     )
     prefix = bus.queue_prefix
     queues = {q["name"].removeprefix(prefix): q for q in listing if q["name"].startswith(prefix)}
-    assert set(queues) == {"q", "q.retry", "q.dead"}
+    tiers = {"q.retry.100ms": 100, "q.retry.1s": 1_000, "q.retry.10s": 10_000, "q.retry.60s": 60_000}
+    tiers["q.retry.300s"] = 300_000
+    assert set(queues) == {"q", "q.dead", *tiers}
     assert all(q["type"] == "quorum" and q["durable"] for q in queues.values())
     args = {name: {a[0]: a[2] for a in q["arguments"]} for name, q in queues.items()}
     assert args["q"] == {
@@ -224,13 +226,15 @@ async def test_the_queues_carry_the_declared_arguments(bus: RabbitMqBus) -> None
         "x-dead-letter-strategy": "at-least-once",
         "x-overflow": "reject-publish",
     }
-    assert args["q.retry"] == {
-        "x-queue-type": "quorum",
-        "x-dead-letter-exchange": "",
-        "x-dead-letter-routing-key": f"{prefix}q",
-        "x-dead-letter-strategy": "at-least-once",
-        "x-overflow": "reject-publish",
-    }
+    for name, ttl in tiers.items():  # one fixed TTL per delay queue: nothing waits behind a longer copy
+        assert args[name] == {
+            "x-queue-type": "quorum",
+            "x-message-ttl": ttl,
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": f"{prefix}q",
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
+        }
     assert args["q.dead"] == {"x-queue-type": "quorum"}
 
 
@@ -304,3 +308,72 @@ async def test_a_bounded_queue_drops_its_oldest_instead_of_refusing_publishes(bu
 
 async def _depth_is(bus: RabbitMqBus, queue: str, n: int) -> bool:
     return await bus.depth(queue) == n
+
+
+async def test_a_short_redelivery_never_waits_behind_a_long_one() -> None:
+    """One queue with a TTL per message expires only its head: a 100 ms copy behind a 60 s one would
+    wait the 60 s. With a delay queue per tier, the short copy comes back at once."""
+    bus = await connect_rabbitmq(delivery_limit=None, redelivery_base=0.05)
+    try:
+        await bus.declare_queue("q", ["k"])
+        seen: list[tuple[str, int, float]] = []
+
+        async def fail_once(d: Delivery) -> None:
+            seen.append((d.message.message_id, d.attempt, time.monotonic()))
+            if d.message.message_id == "slow" or d.attempt == 1:
+                raise RetryableError("not yet")
+
+        await bus.consume("q", fail_once)
+        # Its 12th delivery failing: 0.05 s × 2¹¹ ≈ 102 s of backoff, the 60 s tier.
+        await bus.publish(BusMessage("k", b"slow", "slow", {"x-honnin-attempt": "12"}))
+        await eventually(lambda: bool(seen))
+        started = time.monotonic()
+        await bus.publish(message("k", "fast"))
+        await eventually(lambda: ("fast", 2) in [(m, a) for m, a, _ in seen], timeout=5)
+        back = next(at for m, a, at in seen if (m, a) == ("fast", 2))
+        assert back - started < 3, "the short copy did not wait for the long one"
+        assert [m for m, _, _ in seen].count("slow") == 1, "the long one still waits its tier"
+        assert await bus._ready(bus._naming.retry("q", 60.0)) == 1  # type: ignore[attr-defined]
+    finally:
+        await dispose(bus)
+
+
+async def test_dead_letters_are_collected_into_the_store_acked_only_once_kept(
+    bus: RabbitMqBus, tmp_path
+) -> None:
+    from adapters.store.codec import Sealer
+    from adapters.store.sqlite import SqliteStore
+    from orchestrator.errors import PoisonMessageError, StoreUnavailableError
+
+    await bus.declare_queue("q", ["k"])
+
+    async def refuse(d: Delivery) -> None:
+        raise PoisonMessageError("not an event")
+
+    await bus.consume("q", refuse)
+    for n in (1, 2):
+        await bus.publish(message("k", f"poison-{n}"))
+    await eventually(lambda: _dead_depth(bus, 2))
+    store = await SqliteStore.open(tmp_path / "honnin.db", Sealer(bytes(range(32))))
+    try:
+
+        async def down(letter) -> None:
+            raise StoreUnavailableError("the store is down")
+
+        with pytest.raises(StoreUnavailableError):
+            await bus.collect_dead_letters("q", down)
+        await eventually(lambda: _dead_depth(bus, 2))  # refused: put back, nothing lost
+        moved = await bus.collect_dead_letters(
+            "q", lambda letter: store.add_dead_letter(letter, letter.first_seen_at)
+        )
+        assert moved == 2
+        kept = await store.dead_letters()
+        assert sorted(d.message.message_id for d in kept) == ["poison-1", "poison-2"]
+        assert all(d.reason == "poison_message: not an event" and d.first_seen_at for d in kept)
+        assert await _dead_depth(bus, 0)
+    finally:
+        await store.close()
+
+
+async def _dead_depth(bus: RabbitMqBus, expected: int) -> bool:
+    return await bus._ready(bus._naming.dead("q")) == expected  # type: ignore[attr-defined]

@@ -1,0 +1,85 @@
+"""The SQLite store's own settings and failures: durable commits by default, and an opening that
+fails (or is cancelled) leaves no connection thread behind to keep the process alive."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+import pytest
+
+from adapters.store.codec import Sealer
+from adapters.store.sqlite import SqliteStore
+from honnin.bootstrap import open_store
+from honnin.settings import Settings
+from orchestrator.errors import ConfigurationError, StoreUnavailableError
+
+
+def connection_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if "_connection_worker_thread" in t.name and t.is_alive()]
+
+
+async def synchronous_of(store: SqliteStore) -> int:
+    rows = await store._fetch("PRAGMA synchronous")
+    return int(rows[0][0])
+
+
+async def test_commits_are_durable_by_default_and_normal_is_a_setting(tmp_path: Path, sealer: Sealer) -> None:
+    full = await SqliteStore.open(tmp_path / "full.db", sealer)
+    normal = await SqliteStore.open(tmp_path / "normal.db", sealer, synchronous="NORMAL")
+    try:
+        assert await synchronous_of(full) == 2, "FULL: a commit survives a power loss"
+        assert await synchronous_of(normal) == 1
+    finally:
+        await full.close()
+        await normal.close()
+    with pytest.raises(ConfigurationError):
+        await SqliteStore.open(tmp_path / "off.db", sealer, synchronous="OFF")  # type: ignore[arg-type]
+
+
+async def test_the_setting_reaches_the_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HONNIN_SQLITE_SYNCHRONOUS", "NORMAL")
+    monkeypatch.setenv("HONNIN_SQLITE_BUSY_TIMEOUT_SECONDS", "2.5")
+    settings = Settings(data_dir=tmp_path)
+    store = await open_store(settings, bytes(32))
+    try:
+        assert isinstance(store, SqliteStore)
+        assert await synchronous_of(store) == 1
+        assert (await store._fetch("PRAGMA busy_timeout"))[0][0] == 2500
+    finally:
+        await store.close()
+    assert Settings(data_dir=tmp_path, _env_file=None).sqlite_synchronous == "NORMAL"
+    monkeypatch.delenv("HONNIN_SQLITE_SYNCHRONOUS")
+    assert Settings(data_dir=tmp_path).sqlite_synchronous == "FULL"
+
+
+async def test_a_file_that_is_no_database_fails_to_open_and_leaves_no_thread(
+    tmp_path: Path, sealer: Sealer
+) -> None:
+    before = len(connection_threads())
+    bad = tmp_path / "honnin.db"
+    bad.write_bytes(b"not a database at all " * 64)
+    with pytest.raises(StoreUnavailableError, match="SQLITE_NOTADB"):
+        await SqliteStore.open(bad, sealer)
+    await asyncio.sleep(0.1)
+    assert len(connection_threads()) == before
+
+
+async def test_an_opening_refused_after_connecting_closes_its_connection(
+    tmp_path: Path, sealer: Sealer
+) -> None:
+    """The file opens but the key does not fit it: the connection is closed before the error leaves,
+    even while the error (and its traceback, which holds the connection) is still kept — as an
+    uncaught error is at exit, where a thread still running would keep the process alive."""
+    path = tmp_path / "honnin.db"
+    await (await SqliteStore.open(path, sealer)).close()
+    before = len(connection_threads())
+    with pytest.raises(ConfigurationError, match="does not open this store") as caught:
+        await SqliteStore.open(path, Sealer(bytes(32)))
+    for _ in range(40):
+        if len(connection_threads()) == before:
+            break
+        await asyncio.sleep(0.05)
+    assert caught.value.__traceback__ is not None
+    assert len(connection_threads()) == before, "closed, not left to the garbage collector"
