@@ -64,8 +64,10 @@ class RegistrationSummary:
 
 
 def summary_of(registration: Registration, version: int = 0) -> RegistrationSummary:
-    """The indexed columns a store writes beside the sealed document."""
+    """The indexed columns a store writes beside the sealed document. `code` is the current
+    verification's failure, park or retry code: a pass after a retry has none."""
     verification = registration.verification
+    code = verification.code if verification and verification.status != "passed" else None
     return RegistrationSummary(
         id=registration.id,
         reference=registration.reference,
@@ -75,7 +77,7 @@ def summary_of(registration: Registration, version: int = 0) -> RegistrationSumm
         created_at=registration.created_at,
         updated_at=registration.updated_at,
         verification=verification.status if verification else None,
-        code=verification.code if verification else None,
+        code=code,
         retries=verification.retries if verification else 0,
         version=version,
     )
