@@ -9,8 +9,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from orchestrator.errors import InvalidRequestError
@@ -227,3 +228,26 @@ def decode_cursor(text: str) -> Cursor:
     if moment.tzinfo is None or not isinstance(rid, str):
         raise InvalidRequestError("the cursor is not one a page handed out", code="invalid_cursor")
     return (moment, rid)
+
+
+_AGE = re.compile(r"^(\d{1,9})([smhd]?)$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_age(text: str, name: str = "age") -> timedelta:
+    """`90`, `90s`, `30m`, `2h`, `7d`: how old (an operator's --older-than, ?older_than=)."""
+    found = _AGE.match(text.strip())
+    if found is None:
+        raise InvalidRequestError(f"{name}: a whole number of s, m, h or d, e.g. 30m", code="invalid_query")
+    return timedelta(seconds=int(found[1]) * _UNITS[found[2]])
+
+
+def parse_instant(text: str, name: str = "time") -> datetime:
+    """ISO 8601; without a zone, UTC."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidRequestError(
+            f"{name}: an ISO 8601 time, e.g. 2026-11-23T09:00:00+09:00", code="invalid_query"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
