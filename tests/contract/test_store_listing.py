@@ -57,7 +57,13 @@ async def test_each_filter_is_answered_from_the_listing_columns_in_creation_orde
     older = RegistrationQuery(updated_before=NOW + timedelta(minutes=3))
     assert await ids(store, older) == ["reg-aaaaaaa1", "reg-aaaaaaa2", "reg-aaaaaaa4", "reg-aaaaaaa5"]
     [row] = await store.registrations(RegistrationQuery(code="44"))
-    assert (row.state, row.verification, row.code, row.retries, row.version) == ("confirmed", "parked", "44", 2, 1)
+    assert (row.state, row.verification, row.code, row.retries, row.version) == (
+        "confirmed",
+        "parked",
+        "44",
+        2,
+        1,
+    )
     assert (row.facility_id, row.profile, row.reference) == ("facility-2", "facility", "reg-aaaaaaa2")
 
 

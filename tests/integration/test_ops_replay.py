@@ -211,4 +211,3 @@ async def test_an_interrupted_replay_by_a_time_budget_goes_on_when_asked_again(
     assert sorted(replayed) == PARKED, "each once"
     await settle(app)
     assert [await state_of(app, rid) for rid in PARKED] == [State.SIGNATURE_VERIFIED] * 5
-

@@ -94,7 +94,10 @@ def test_a_report_counts_what_changed_or_in_a_dry_run_what_would_have() -> None:
         ReplayItem("dead_letter", "2", "not_found", ""),
     ]
     assert ReplayReport(False, items).affected == 2
-    dry = [ReplayItem("registration", "a", "would_replay", ""), ReplayItem("registration", "b", "skipped", "")]
+    dry = [
+        ReplayItem("registration", "a", "would_replay", ""),
+        ReplayItem("registration", "b", "skipped", ""),
+    ]
     assert ReplayReport(True, dry).affected == 1
 
 
