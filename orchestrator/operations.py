@@ -37,6 +37,7 @@ from orchestrator.ratelimit import TokenBucket
 from orchestrator.service import Orchestrator
 from schemas.events import VerificationReplayRequested, derived_event_id
 from schemas.payloads import ReplayRequestedPayload
+from schemas.privacy import MAX_ID_DIGITS, digit_count
 
 Progress = Callable[[ReplayItem], None]
 MAX_PAGE = 1000
@@ -209,6 +210,10 @@ class Operations:
         `targets` may be given when the caller listed them already (the CLI, to size its bar).
         With `budget_seconds` (the HTTP API, whose requests are bounded) it stops when the time is
         up and reports how many are left: asking again goes on, as what was replayed is skipped."""
+        if any(digit_count(rid) > MAX_ID_DIGITS for rid in selection.registration_ids):
+            raise InvalidRequestError(
+                f"a registration id holds at most {MAX_ID_DIGITS} digits", code="invalid_request"
+            )
         chosen = targets if targets is not None else await self.targets(selection)
         if not chosen and not selection.by_query:
             raise InvalidRequestError(

@@ -30,7 +30,6 @@ from orchestrator.model import Registration
 
 Doc = dict[str, Any]
 UNINDEXED: Doc = {"created_at": {"$exists": False}}
-_LISTED = {"created_at": {"$type": "date"}}
 _BOUNDS = (
     ("created_after", "created_at", "$gte"),
     ("created_before", "created_at", "$lt"),
@@ -71,7 +70,7 @@ async def create_listing_indexes(db: AsyncDatabase[Doc]) -> None:
 
 
 def listing_query(query: RegistrationQuery, after: Cursor | None) -> Doc:
-    match: Doc = dict(_LISTED)
+    match: Doc = {"created_at": {"$type": "date"}}  # a fresh dict each time: bounds are added to it
     for name in _EQUAL:
         value = getattr(query, name)
         if value is not None:

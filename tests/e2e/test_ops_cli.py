@@ -97,8 +97,8 @@ def test_parked_no_longer_misses_rows_and_lists_page_by_cursor(tmp_path: Path) -
     assert seen == [f"reg-wait{n:05d}" for n in range(12)] + rids, "every row once, by creation"
     old = lines(ops(tmp_path, "ops", "registrations", "--older-than", "1d"))
     assert len(old) == 12
-    [row] = lines(ops(tmp_path, "ops", "registrations", "--verification", "parked", "--newer-than", "59m"))
-    assert row[:5] == [rids[2], "confirmed", "parked", "42", "5"]
+    new = lines(ops(tmp_path, "ops", "registrations", "--verification", "parked", "--newer-than", "1d"))
+    assert [row[:5] for row in new] == [[rid, "confirmed", "parked", "42", "5"] for rid in rids]
     refused = ops(tmp_path, "ops", "registrations", "--older-than", "soon", check=False)
     assert (refused.returncode, "--older-than: a whole number" in refused.stderr) == (1, True)
 
@@ -121,6 +121,9 @@ def test_a_replay_by_code_dry_run_first_both_audited_and_idempotent(tmp_path: Pa
     assert by_id[0][3] == "not_parked: verification pending, nothing to replay"
     legacy = ops(tmp_path, "replay", rids[0], check=False)
     assert (legacy.returncode, "not_parked" in legacy.stderr) == (1, True)
+    digits = ops(tmp_path, "ops", "replay", "reg-123456789012", check=False)
+    assert (digits.returncode, "at most 11 digits" in digits.stderr) == (1, True)
+    assert "123456789012" not in digits.stdout + digits.stderr, "never echoed, never audited"
 
     audit = lines(ops(tmp_path, "ops", "audit"))
     assert [(a[2], a[3], a[4], a[5], a[6]) for a in audit] == [
