@@ -43,7 +43,13 @@ def build_http(app: App) -> web.Application:
         clients=app.settings.app_client_secrets(),
         email_links=app.email_links,
     )
-    add_ops_routes(http, operations=app.operations, clock=app.clock, operators=app.settings.operators())
+    add_ops_routes(
+        http,
+        operations=app.operations,
+        clock=app.clock,
+        operators=app.settings.operators(),
+        queues=list(app.runtime.queues),
+    )
     document = openapi_document()
 
     async def openapi(_: web.Request) -> web.Response:

@@ -67,6 +67,12 @@ OPS_ROUTES = [
     ),
     _ops(
         "POST",
+        "/ops/v1/dead-letters/collect",
+        "RabbitMQ: move every `<queue>.dead` message into the store, to be listed and replayed (0 embedded)",
+        ops.OpsCollected,
+    ),
+    _ops(
+        "POST",
         "/ops/v1/replays",
         "Replay parked registrations (by id, code or time range) and dead letters; dry_run: what would be",
         ops.OpsReplayReport,

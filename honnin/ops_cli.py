@@ -157,12 +157,15 @@ def _json_default(value: object) -> str:
 @click.option("--queue", default=None, help="only this queue's, e.g. honnin.orchestrator")
 @click.option("--after", type=int, default=0, show_default=True, help="list letters with a larger id")
 @click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
-def dead_letters(queue: str | None, after: int, limit: int) -> None:
+@click.option("--collect", is_flag=True, help="RabbitMQ: move `<queue>.dead` into the store first (audited)")
+def dead_letters(queue: str | None, after: int, limit: int, collect: bool) -> None:
     """Dead letters kept in the store: id, queue, message id, routing key, attempts, first seen,
-    last seen, reason (never the body). RabbitMQ's wait in `<queue>.dead` until
-    `honnin dead-letters collect`."""
+    last seen, reason (never the body). RabbitMQ's wait in `<queue>.dead` until collected
+    (`--collect`, or `honnin dead-letters collect`)."""
 
     async def work(app: App) -> list[str]:
+        if collect:
+            await app.operations.collect(actor(app), list(app.runtime.queues))
         return [letter_line(d) for d in await app.operations.dead_letters(queue, after, limit)]
 
     lines = with_app(work)

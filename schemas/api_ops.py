@@ -108,6 +108,10 @@ class OpsDeadLetterPage(_Answer):
     next_after: int | None = Field(description="pass as ?after= for the next page; null on the last")
 
 
+class OpsCollected(_Answer):
+    collected: int = Field(description="dead letters moved from RabbitMQ's `<queue>.dead` into the store")
+
+
 class OpsReplayRequest(BaseModel):
     """What to replay; `dry_run` is required, so nothing is replayed by leaving it out."""
 

@@ -7,7 +7,7 @@ are never cached and carry no personal fact; errors come in the house's one shap
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -33,6 +33,7 @@ from orchestrator.ports import Clock
 from schemas.api_ops import (
     OpsAuditPage,
     OpsAuditRecord,
+    OpsCollected,
     OpsCounts,
     OpsDeadLetter,
     OpsDeadLetterPage,
@@ -55,15 +56,22 @@ _VERIFICATIONS = frozenset({"pending", "retrying", "passed", "failed", "parked"}
 
 
 def add_ops_routes(
-    app: web.Application, *, operations: Operations, clock: Clock, operators: Mapping[str, str]
+    app: web.Application,
+    *,
+    operations: Operations,
+    clock: Clock,
+    operators: Mapping[str, str],
+    queues: Sequence[str] = (),
 ) -> None:
-    """Mount `/ops/v1` on the worker's HTTP application (or a test's)."""
-    api = OpsApi(operations, clock)
+    """Mount `/ops/v1` on the worker's HTTP application (or a test's); `queues` are the ones a
+    collect looks at (RabbitMQ's `<queue>.dead`)."""
+    api = OpsApi(operations, clock, queues)
     guard = partial(_authenticated, OperatorTokens(operators))
     app.router.add_get(OPS + "/registrations", guard(api.registrations), name="ops.registrations")
     app.router.add_get(OPS + "/registrations/{registration_id}", guard(api.show), name="ops.show")
     app.router.add_get(OPS + "/counts", guard(api.counts), name="ops.counts")
     app.router.add_get(OPS + "/dead-letters", guard(api.dead_letters), name="ops.dead_letters")
+    app.router.add_post(OPS + "/dead-letters/collect", guard(api.collect), name="ops.collect")
     app.router.add_post(OPS + "/replays", guard(api.replay), name="ops.replay")
     app.router.add_get(OPS + "/audit", guard(api.audit), name="ops.audit")
 
@@ -82,9 +90,10 @@ def _authenticated(tokens: OperatorTokens, handler: OperatorHandler) -> Handler:
 
 
 class OpsApi:
-    def __init__(self, operations: Operations, clock: Clock) -> None:
+    def __init__(self, operations: Operations, clock: Clock, queues: Sequence[str] = ()) -> None:
         self._ops = operations
         self._clock = clock
+        self._queues = list(queues)
 
     async def registrations(self, request: web.Request, _: str) -> web.Response:
         q = request.query
@@ -117,6 +126,10 @@ class OpsApi:
         letters = await self._ops.dead_letters(q.get("queue") or None, _int(q, "after", 0), limit)
         next_after = letters[-1].id if len(letters) == limit else None
         return ok(OpsDeadLetterPage(items=[letter_body(d) for d in letters], next_after=next_after))
+
+    async def collect(self, _: web.Request, operator: str) -> web.Response:
+        moved = await self._ops.collect(Actor(operator, "http"), self._queues)
+        return ok(OpsCollected(collected=moved))
 
     async def replay(self, request: web.Request, operator: str) -> web.Response:
         body = await read_json(request, OpsReplayRequest)
