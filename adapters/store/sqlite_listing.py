@@ -41,7 +41,7 @@ LISTING_COLUMNS = {
 LISTING_INDEXES = """
 CREATE INDEX IF NOT EXISTS registrations_listing ON registrations (created_at, id);
 CREATE INDEX IF NOT EXISTS registrations_state_listing ON registrations (state, created_at, id);
-CREATE INDEX IF NOT EXISTS registrations_verification ON registrations (verification, code, created_at, id)
+CREATE INDEX IF NOT EXISTS registrations_verification_listing ON registrations (verification, created_at, id)
     WHERE verification IS NOT NULL;
 CREATE INDEX IF NOT EXISTS registrations_code ON registrations (code, created_at, id) WHERE code IS NOT NULL;
 CREATE INDEX IF NOT EXISTS registrations_facility ON registrations (facility_id, created_at, id);
@@ -91,6 +91,24 @@ LISTING_SET = ", ".join(f"{name} = ?" for name in LISTING_COLUMNS)
 LISTING_NAMES = ", ".join(LISTING_COLUMNS)
 
 
+def listing_sql(query: RegistrationQuery, after: Cursor | None, limit: int) -> tuple[str, list[object]]:
+    """The listing's SELECT: each filter given, the keyset after the cursor, in (created_at, id)."""
+    conditions, params = ["created_at IS NOT NULL"], []
+    for name, condition in _FILTERS:
+        value = getattr(query, name)
+        if value is not None:
+            conditions.append(condition)
+            params.append(value if isinstance(value, str) else stamp(value))
+    if after is not None:
+        conditions.append("(created_at, id) > (?, ?)")
+        params += [stamp(after[0]), after[1]]
+    sql = (
+        f"SELECT {_SUMMARY} FROM registrations WHERE {' AND '.join(conditions)}"  # noqa: S608 - fixed texts
+        " ORDER BY created_at, id LIMIT ?"
+    )
+    return sql, [*params, limit]
+
+
 class SqliteListing:
     """Mixed into SqliteStore: the same connection, lock and transactions."""
 
@@ -103,21 +121,8 @@ class SqliteListing:
     async def registrations(
         self, query: RegistrationQuery, after: Cursor | None = None, limit: int = 100
     ) -> list[RegistrationSummary]:
-        conditions, params = ["created_at IS NOT NULL"], []
-        for name, condition in _FILTERS:
-            value = getattr(query, name)
-            if value is not None:
-                conditions.append(condition)
-                params.append(value if isinstance(value, str) else stamp(value))
-        if after is not None:
-            conditions.append("(created_at, id) > (?, ?)")
-            params += [stamp(after[0]), after[1]]
-        rows = await self._fetch(
-            f"SELECT {_SUMMARY} FROM registrations WHERE {' AND '.join(conditions)}"  # noqa: S608 - fixed texts
-            " ORDER BY created_at, id LIMIT ?",
-            (*params, limit),
-        )
-        return [_summary(r) for r in rows]
+        sql, params = listing_sql(query, after, limit)
+        return [_summary(r) for r in await self._fetch(sql, params)]
 
     async def registration_counts(self) -> RegistrationCounts:
         async def grouped(column: str) -> dict[str, int]:
