@@ -154,6 +154,13 @@ def test_show_dead_letters_and_a_dead_letter_replayed_by_id(tmp_path: Path) -> N
     counts = json.loads(ops(tmp_path, "ops", "counts").stdout)
     assert counts["by_state"] == {"confirmed": 15}
     assert counts["by_code"] == {"42": 3}
+    gone = ops(tmp_path, "dead-letters", "delete", letter[0], check=False)
+    assert gone.returncode == 1, "replayed already: nothing to delete"
+    audit = [(a[4], a[6], json.loads(a[7])) for a in lines(ops(tmp_path, "ops", "audit"))]
+    assert audit == [
+        ("dead_letter.delete", "0", {"dead_letter": int(letter[0])}),
+        ("replay", "1", {"dead_letter_ids": [int(letter[0])], "targets": 1, "done": 1}),
+    ], "every operator command is audited, a refused one too"
 
 
 def test_an_earlier_versions_file_is_listed_once_migrated(tmp_path: Path) -> None:
