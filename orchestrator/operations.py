@@ -15,6 +15,8 @@ import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from pydantic import ValidationError
+
 from orchestrator.errors import HonninError, InvalidRequestError, NotFoundError, failure_reason
 from orchestrator.listing import AuditRecord, Cursor, RegistrationCounts, RegistrationQuery, summary_of
 from orchestrator.model import Registration, State
@@ -214,6 +216,13 @@ class Operations:
             raise InvalidRequestError(
                 f"a registration id holds at most {MAX_ID_DIGITS} digits", code="invalid_request"
             )
+        try:
+            ReplayRequestedPayload(reason=reason)  # refused here, not halfway through the targets
+        except ValidationError:
+            raise InvalidRequestError(
+                "the reason is 200 characters at most, on one line, without an individual number",
+                code="invalid_request",
+            ) from None
         chosen = targets if targets is not None else await self.targets(selection)
         if not chosen and not selection.by_query:
             raise InvalidRequestError(

@@ -124,6 +124,9 @@ def test_a_replay_by_code_dry_run_first_both_audited_and_idempotent(tmp_path: Pa
     digits = ops(tmp_path, "ops", "replay", "reg-123456789012", check=False)
     assert (digits.returncode, "at most 11 digits" in digits.stderr) == (1, True)
     assert "123456789012" not in digits.stdout + digits.stderr, "never echoed, never audited"
+    number = ops(tmp_path, "ops", "replay", "--code", "42", "--reason", "card 123456789012", check=False)
+    assert (number.returncode, "without an individual number" in number.stderr) == (1, True)
+    assert "123456789012" not in number.stdout + number.stderr
 
     audit = lines(ops(tmp_path, "ops", "audit"))
     assert [(a[2], a[3], a[4], a[5], a[6]) for a in audit] == [
