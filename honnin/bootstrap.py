@@ -161,7 +161,13 @@ async def bootstrap(
         )
         app.feed_key = feed_key(key)
         app.operations = Operations(
-            store, app.bus, clock, app.orchestrator, local=_local(app), rate=settings.replay_rate
+            store,
+            app.bus,
+            clock,
+            app.orchestrator,
+            local=_local(app),
+            rate=settings.replay_rate,
+            queues=list(app.runtime.queues),
         )
         return app
     except BaseException:

@@ -43,13 +43,7 @@ def build_http(app: App) -> web.Application:
         clients=app.settings.app_client_secrets(),
         email_links=app.email_links,
     )
-    add_ops_routes(
-        http,
-        operations=app.operations,
-        clock=app.clock,
-        operators=app.settings.operators(),
-        queues=list(app.runtime.queues),
-    )
+    add_ops_routes(http, operations=app.operations, clock=app.clock, operators=app.settings.operators())
     document = openapi_document()
 
     async def openapi(_: web.Request) -> web.Response:

@@ -184,7 +184,7 @@ def collect_dead_letters() -> None:
     async def work(app: App) -> int:
         if getattr(app.bus, "collect_dead_letters", None) is None:
             raise click.ClickException("the embedded bus keeps its dead letters in the store already")
-        return await app.operations.collect(actor(app), list(app.runtime.queues))
+        return await app.operations.collect(actor(app))
 
     click.echo(f"{with_app(work)} dead letters collected")
 

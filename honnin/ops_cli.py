@@ -165,7 +165,7 @@ def dead_letters(queue: str | None, after: int, limit: int, collect: bool) -> No
 
     async def work(app: App) -> list[str]:
         if collect:
-            await app.operations.collect(actor(app), list(app.runtime.queues))
+            await app.operations.collect(actor(app))
         return [letter_line(d) for d in await app.operations.dead_letters(queue, after, limit)]
 
     lines = with_app(work)

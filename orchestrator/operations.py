@@ -12,7 +12,7 @@ the token bucket's rate. Every action, dry runs included, becomes one audit reco
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from pydantic import ValidationError
@@ -72,6 +72,7 @@ class Operations:
         local: LocalWorker | None = None,
         settle_seconds: float = 10.0,
         rate: float = 20.0,
+        queues: Sequence[str] = (),
     ) -> None:
         self._store = store
         self._bus = bus
@@ -80,6 +81,7 @@ class Operations:
         self._local = local
         self._settle_seconds = settle_seconds
         self.rate = rate
+        self._queues = list(queues)  # the worker's queues, whose `.dead` a collect looks at
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -161,12 +163,14 @@ class Operations:
         )
         return await self._store.add_audit(record)
 
-    async def collect(self, actor: Actor, queues: list[str]) -> int:
-        """A broker's dead letters (RabbitMQ's `<queue>.dead`) into the store, where they are listed
-        and replayed like the embedded bus's; 0 on a bus that keeps them in the store already."""
+    async def collect(self, actor: Actor, queues: Sequence[str] | None = None) -> int:
+        """A broker's dead letters (RabbitMQ's `<queue>.dead`; by default every queue of the worker)
+        into the store, where they are listed and replayed like the embedded bus's; 0 on a bus that
+        keeps them in the store already."""
         collect = getattr(self._bus, "collect_dead_letters", None)
         if collect is None:
             return 0
+        queues = list(self._queues if queues is None else queues)
         moved = 0
         for queue in queues:
             moved += await collect(

@@ -7,7 +7,7 @@ are never cached and carry no personal fact; errors come in the house's one shap
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -56,16 +56,10 @@ _VERIFICATIONS = frozenset({"pending", "retrying", "passed", "failed", "parked"}
 
 
 def add_ops_routes(
-    app: web.Application,
-    *,
-    operations: Operations,
-    clock: Clock,
-    operators: Mapping[str, str],
-    queues: Sequence[str] = (),
+    app: web.Application, *, operations: Operations, clock: Clock, operators: Mapping[str, str]
 ) -> None:
-    """Mount `/ops/v1` on the worker's HTTP application (or a test's); `queues` are the ones a
-    collect looks at (RabbitMQ's `<queue>.dead`)."""
-    api = OpsApi(operations, clock, queues)
+    """Mount `/ops/v1` on the worker's HTTP application (or a test's)."""
+    api = OpsApi(operations, clock)
     guard = partial(_authenticated, OperatorTokens(operators))
     app.router.add_get(OPS + "/registrations", guard(api.registrations), name="ops.registrations")
     app.router.add_get(OPS + "/registrations/{registration_id}", guard(api.show), name="ops.show")
@@ -90,10 +84,9 @@ def _authenticated(tokens: OperatorTokens, handler: OperatorHandler) -> Handler:
 
 
 class OpsApi:
-    def __init__(self, operations: Operations, clock: Clock, queues: Sequence[str] = ()) -> None:
+    def __init__(self, operations: Operations, clock: Clock) -> None:
         self._ops = operations
         self._clock = clock
-        self._queues = list(queues)
 
     async def registrations(self, request: web.Request, _: str) -> web.Response:
         q = request.query
@@ -128,7 +121,7 @@ class OpsApi:
         return ok(OpsDeadLetterPage(items=[letter_body(d) for d in letters], next_after=next_after))
 
     async def collect(self, _: web.Request, operator: str) -> web.Response:
-        moved = await self._ops.collect(Actor(operator, "http"), self._queues)
+        moved = await self._ops.collect(Actor(operator, "http"))
         return ok(OpsCollected(collected=moved))
 
     async def replay(self, request: web.Request, operator: str) -> web.Response:
