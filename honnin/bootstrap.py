@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -26,6 +28,7 @@ from honnin.mail import make_mailer
 from honnin.settings import Settings
 from orchestrator.delivery import DeliveryWorker, RetrySchedule
 from orchestrator.errors import ConfigurationError
+from orchestrator.operations import LocalWorker, Operations
 from orchestrator.outbound import FacilityOutbound
 from orchestrator.ports import Bus, Clock, Mailer, Store, WebhookSender
 from orchestrator.relay import OutboxRelay
@@ -53,6 +56,7 @@ class App:
     sender: WebhookSender
     webhook_policy: AddressPolicy
     feed_key: bytes = b""
+    operations: Operations = field(init=False)  # the operator service (`honnin ops`, /ops/v1)
 
     async def close(self) -> None:
         await self.runtime.stop()
@@ -156,10 +160,53 @@ async def bootstrap(
             settings, store, bus or await make_bus(settings, store), clock, links, key, sender, policy
         )
         app.feed_key = feed_key(key)
+        app.operations = Operations(
+            store,
+            app.bus,
+            clock,
+            app.orchestrator,
+            local=_local(app),
+            rate=settings.replay_rate,
+            queues=list(app.runtime.queues),
+        )
         return app
     except BaseException:
         await store.close()  # a half-wired worker must still exit: the store's thread would not
         raise
+
+
+async def wait_idle(app: App) -> None:
+    """Every consumed queue idle and the outbox empty, at the same moment (a message that keeps
+    failing holds this until its redelivery window has passed and it is dead-lettered)."""
+    join = getattr(app.bus, "join", None)
+    idle = getattr(app.bus, "idle", lambda: True)
+    while True:
+        if join is not None:
+            with contextlib.suppress(TimeoutError):
+                await join(within=60)
+        if await app.store.outbox_backlog() == 0 and idle():
+            return
+        await asyncio.sleep(0.02)
+
+
+class _EmbeddedWorker:
+    """The embedded bus forgets what it holds when the process ends: a replayed dead letter is
+    served here (a worker started if this process runs none) until handled."""
+
+    def __init__(self, app: App) -> None:
+        self._app = app
+
+    async def ready(self) -> None:
+        if not self._app.runtime.running:
+            await self._app.runtime.start()
+
+    async def settle(self) -> None:
+        await wait_idle(self._app)
+
+
+def _local(app: App) -> LocalWorker | None:
+    """None with a broker: it keeps a replayed message, and running workers take it."""
+    return None if app.settings.bus == "rabbitmq" else _EmbeddedWorker(app)
 
 
 def _delivery(

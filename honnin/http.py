@@ -1,4 +1,5 @@
-"""The worker's HTTP face: the facility API, the card bridge, the xID app API, OpenAPI, a health probe."""
+"""The worker's HTTP face: the facility API, the card bridge, the xID app API, the operator API,
+OpenAPI, a health probe."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from aiohttp import web
 from adapters.card_bridge.app import add_card_bridge_routes
 from adapters.card_bridge.xid import add_xid_routes
 from adapters.http.common import REQUEST_TIMEOUT, application, ok
+from adapters.ops.api import add_ops_routes
 from adapters.web.app import add_web_routes
 from adapters.web.feed import LONG_POLL_LIMIT, long_poll_aware
 from adapters.web.webhooks import OutboundApi
@@ -41,6 +43,7 @@ def build_http(app: App) -> web.Application:
         clients=app.settings.app_client_secrets(),
         email_links=app.email_links,
     )
+    add_ops_routes(http, operations=app.operations, clock=app.clock, operators=app.settings.operators())
     document = openapi_document()
 
     async def openapi(_: web.Request) -> web.Response:
