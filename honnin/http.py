@@ -1,4 +1,5 @@
-"""The worker's HTTP face: the facility API, the card bridge, the xID app API, OpenAPI, a health probe."""
+"""The worker's HTTP face: the facility API, the card bridge, the xID app API, OpenAPI, a health
+probe, the metrics."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from aiohttp import web
 from adapters.card_bridge.app import add_card_bridge_routes
 from adapters.card_bridge.xid import add_xid_routes
 from adapters.http.common import REQUEST_TIMEOUT, application, ok
+from adapters.metrics.http import add_metrics_route
 from adapters.web.app import add_web_routes
 from adapters.web.feed import LONG_POLL_LIMIT, long_poll_aware
 from adapters.web.webhooks import OutboundApi
@@ -51,4 +53,5 @@ def build_http(app: App) -> web.Application:
 
     http.router.add_get("/openapi.json", openapi, name="openapi")
     http.router.add_get("/healthz", healthz, name="healthz")
+    add_metrics_route(http, app.metrics, app.standing)
     return http
