@@ -335,6 +335,15 @@ ROUTES = [
     ),
     Route("GET", "/openapi.json", "This document", None, tag="meta", security=False),
     Route("GET", "/healthz", "Liveness and the outbox backlog", None, tag="meta", security=False),
+    Route(
+        "GET",
+        "/metrics",
+        "Prometheus metrics (text exposition format; see the README's Metrics section)",
+        None,
+        tag="meta",
+        security=False,
+        media_type="text/plain",
+    ),
 ]
 
 
