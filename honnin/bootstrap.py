@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -28,6 +30,7 @@ from honnin.settings import Settings
 from orchestrator.delivery import DeliveryWorker, RetrySchedule
 from orchestrator.errors import ConfigurationError
 from orchestrator.observations import Standing, standing
+from orchestrator.operations import Operations, Settle
 from orchestrator.outbound import FacilityOutbound
 from orchestrator.ports import Bus, Clock, Mailer, Store, WebhookSender
 from orchestrator.relay import OutboxRelay
@@ -56,6 +59,7 @@ class App:
     webhook_policy: AddressPolicy
     metrics: PrometheusMetrics
     feed_key: bytes = b""
+    operations: Operations = field(init=False)  # the operator service (`honnin ops`, /ops/v1)
 
     async def standing(self) -> Standing:
         """What a scrape of /metrics reads from the store."""
@@ -163,10 +167,41 @@ async def bootstrap(
             settings, store, bus or await make_bus(settings, store), clock, links, key, sender, policy
         )
         app.feed_key = feed_key(key)
+        app.operations = Operations(
+            store, app.bus, clock, app.orchestrator, settle=_settle(app), rate=settings.replay_rate
+        )
         return app
     except BaseException:
         await store.close()  # a half-wired worker must still exit: the store's thread would not
         raise
+
+
+async def wait_idle(app: App) -> None:
+    """Every consumed queue idle and the outbox empty, at the same moment (a message that keeps
+    failing holds this until its redelivery window has passed and it is dead-lettered)."""
+    join = getattr(app.bus, "join", None)
+    idle = getattr(app.bus, "idle", lambda: True)
+    while True:
+        if join is not None:
+            with contextlib.suppress(TimeoutError):
+                await join(within=60)
+        if await app.store.outbox_backlog() == 0 and idle():
+            return
+        await asyncio.sleep(0.02)
+
+
+def _settle(app: App) -> Settle | None:
+    """The embedded bus forgets what it holds when the process ends: a replayed dead letter is
+    served here (a worker started if this process runs none) until handled. A broker keeps it."""
+    if app.settings.bus == "rabbitmq":
+        return None
+
+    async def settle() -> None:
+        if not app.runtime.running:
+            await app.runtime.start()
+        await wait_idle(app)
+
+    return settle
 
 
 def _delivery(

@@ -1,5 +1,5 @@
-"""The worker's HTTP face: the facility API, the card bridge, the xID app API, OpenAPI, a health
-probe, the metrics."""
+"""The worker's HTTP face: the facility API, the card bridge, the xID app API, the operator API,
+the console, OpenAPI, a health probe, the metrics."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from adapters.card_bridge.app import add_card_bridge_routes
 from adapters.card_bridge.xid import add_xid_routes
 from adapters.http.common import REQUEST_TIMEOUT, application, ok
 from adapters.metrics.http import add_metrics_route
+from adapters.ops.api import add_ops_routes
 from adapters.web.app import add_web_routes
 from adapters.web.feed import LONG_POLL_LIMIT, long_poll_aware
 from adapters.web.webhooks import OutboundApi
@@ -43,6 +44,7 @@ def build_http(app: App) -> web.Application:
         clients=app.settings.app_client_secrets(),
         email_links=app.email_links,
     )
+    add_ops_routes(http, operations=app.operations, clock=app.clock, operators=app.settings.operators())
     document = openapi_document()
 
     async def openapi(_: web.Request) -> web.Response:

@@ -93,6 +93,11 @@ def document(
                     "scheme": "bearer",
                     "description": "an xID app client's secret (HONNIN_APP_CLIENTS); never a facility token",
                 },
+                "operatorToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "an operator's token (HONNIN_OPERATOR_TOKENS); never a facility token",
+                },
             },
         },
     }

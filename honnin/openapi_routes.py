@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from honnin import __version__
 from honnin.openapi import Route, Webhook, document
+from honnin.openapi_ops import OPS_ROUTES
 from schemas import api_card_bridge as bridge
 from schemas import api_web as web
 from schemas import api_webhooks as hooks
@@ -333,6 +334,7 @@ ROUTES = [
         errors=(400, 401),
         extra={"parameters": FEED_PARAMETERS},
     ),
+    *OPS_ROUTES,
     Route("GET", "/openapi.json", "This document", None, tag="meta", security=False),
     Route("GET", "/healthz", "Liveness and the outbox backlog", None, tag="meta", security=False),
     Route(
@@ -369,7 +371,7 @@ WEBHOOKS = (
 def openapi_document() -> dict[str, Any]:
     return document(
         ROUTES,
-        title="Honnin: facility API, card bridge and xID app API",
+        title="Honnin: facility API, card bridge, xID app API and operator API",
         version=__version__,
         webhooks=WEBHOOKS,
     )

@@ -35,6 +35,7 @@ def _default_worker_id() -> str:
 _OWNERS = {
     "HONNIN_FACILITY_TOKENS": ("facility", "facilities"),
     "HONNIN_APP_CLIENTS": ("app client", "app clients"),
+    "HONNIN_OPERATOR_TOKENS": ("operator", "operators"),
 }
 
 
@@ -107,6 +108,14 @@ class Settings(BaseSettings):
     facility_tokens: SecretStr | None = Field(
         None, description="comma-separated facility-id:token pairs; each facility calls with its bearer token"
     )
+    operator_tokens: SecretStr | None = Field(
+        None,
+        description="comma-separated operator-name:token pairs for /ops/v1 (the name is the audit's who)",
+    )
+    operator_name: str | None = Field(
+        None, description="who `honnin ops` records in the audit; default: the system user's name"
+    )
+    replay_rate: PositiveFloat = Field(20.0, description="replays a second when many are replayed at once")
     link_ttl_seconds: PositiveInt = 600
     trust_anchor_files: PathList = Field(
         default_factory=list, description="PEM/DER roots; default: the real JPKI signing roots shipped"
@@ -238,6 +247,17 @@ class Settings(BaseSettings):
                 raise ConfigurationError(
                     "HONNIN_APP_CLIENTS and HONNIN_FACILITY_TOKENS share an id or a secret: keep them apart"
                 )
+        return pairs
+
+    def operators(self) -> dict[str, str]:
+        """Bearer token → operator name, from `name:token,…`; no token may be a facility's or an app's."""
+        pairs = _pairs(self.operator_tokens, "HONNIN_OPERATOR_TOKENS", "operator-name:token")
+        others = set(self.facilities()) | set(self.app_client_secrets())
+        if others & set(pairs):
+            raise ConfigurationError(
+                "HONNIN_OPERATOR_TOKENS shares a token with HONNIN_FACILITY_TOKENS or HONNIN_APP_CLIENTS:"
+                " an operator token must open /ops/v1 only"
+            )
         return pairs
 
     def accepted_terms(self) -> tuple[AcceptedTerms, ...]:

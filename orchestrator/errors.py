@@ -14,6 +14,7 @@ HonninError
     ├── CorruptRowError       a stored row does not decode (tampered, wrong key, unknown version)
     │   └── QuarantinedError  …and was moved aside: reads of it fail until an operator releases it
     ├── NotFoundError
+    ├── InvalidRequestError   an operator's request that cannot mean anything (a foreign cursor)
     ├── CardInfoNotReadError  「情報を反映する」 before the app read the card
     ├── ConfigurationError
     └── MailPermanentError    5xx, the recipient refused: this mail to this address will not go
@@ -90,6 +91,10 @@ class QuarantinedError(CorruptRowError):
 
 class NotFoundError(PermanentError):
     code = "not_found"
+
+
+class InvalidRequestError(PermanentError):
+    code = "invalid_request"
 
 
 class CardInfoNotReadError(PermanentError):

@@ -133,9 +133,12 @@ class Standing:
 async def standing(store: Store, now: datetime) -> Standing:
     """Read the store's counts (a scrape of /metrics asks for them)."""
     oldest = await store.outbox_oldest_unsent()
+    counts = await store.registration_counts()
     return Standing(
         outbox_backlog=await store.outbox_backlog(),
         outbox_oldest_age=max(0.0, (now - oldest).total_seconds()) if oldest else 0.0,
         dead_letters=await store.dead_letter_count(),
         quarantined={kind: await store.quarantine_count(kind) for kind in get_args(QuarantineKind)},
+        by_state=dict(counts.by_state),
+        by_verification=dict(counts.by_verification),
     )

@@ -7,6 +7,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
+from orchestrator.listing import AuditRecord as AuditRecord  # the listing's records are the port's
+from orchestrator.listing import Cursor as Cursor
+from orchestrator.listing import RegistrationCounts as RegistrationCounts
+from orchestrator.listing import RegistrationQuery as RegistrationQuery
+from orchestrator.listing import RegistrationSummary as RegistrationSummary
 from orchestrator.model import Registration
 
 
@@ -317,8 +322,28 @@ class Store(Protocol):
     async def dead_letter_count(self, queue: str | None = None) -> int: ...
 
     async def migrate(self, after: str, limit: int, *, dry_run: bool) -> MigrationBatch:
-        """Rewrite up to `limit` registrations stored at an older schema version, with ids above
-        `after`, at the current one; never bumps a registration's version or skips a writer's."""
+        """Rewrite up to `limit` registrations stored at an older schema version (or without the
+        listing columns), with ids above `after`, at the current one; never bumps a registration's
+        version or skips a writer's."""
+        ...
+
+    async def registrations(
+        self, query: RegistrationQuery, after: Cursor | None = None, limit: int = 100
+    ) -> list[RegistrationSummary]:
+        """Registrations matching `query`, by (created_at, id) after the cursor, from indexed
+        columns only (no blob is opened; rows moved to the quarantine are not there)."""
+        ...
+
+    async def registration_counts(self) -> RegistrationCounts: ...
+
+    async def add_audit(self, record: AuditRecord) -> int:
+        """Keep an operator action; returns its id."""
+        ...
+
+    async def audit_records(
+        self, before: int | None = None, limit: int = 100, *, operator: str | None = None
+    ) -> list[AuditRecord]:
+        """Operator actions with an id below `before`, newest first; `operator` filters."""
         ...
 
     async def close(self) -> None: ...

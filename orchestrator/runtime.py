@@ -45,6 +45,10 @@ class Runtime:
         self.metrics: Metrics = metrics or NoMetrics()
         self._tasks: list[asyncio.Task[None]] = []
 
+    @property
+    def running(self) -> bool:
+        return bool(self._tasks)
+
     async def start(self) -> None:
         for queue, bindings in self.queues.items():
             await self.bus.declare_queue(queue, bindings, max_length=self.bounds.get(queue))

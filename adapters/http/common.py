@@ -26,6 +26,7 @@ from adapters.http.words import error_body, invalid_body_ja
 from orchestrator.errors import (
     CardInfoNotReadError,
     HonninError,
+    InvalidRequestError,
     NotFoundError,
     PermanentError,
     RetryableError,
@@ -121,6 +122,8 @@ async def _body(request: web.Request) -> bytes:
 def status_of(exc: HonninError) -> int:
     if isinstance(exc, NotFoundError):
         return 404
+    if isinstance(exc, InvalidRequestError):
+        return 400
     if isinstance(exc, CardInfoNotReadError):
         return 409
     if isinstance(exc, RetryableError):

@@ -72,6 +72,11 @@ JA: dict[str, str] = {
     "invalid_cursor": "カーソル（after）が正しくありません。前回の応答の cursor を指定してください。",
     "invalid_limit": "件数（limit）の指定が正しくありません。",
     "invalid_wait": "待ち時間（wait）の指定が正しくありません。",
+    # the operator API (/ops/v1)
+    "operator_unauthorized": "運用担当者の認証に失敗しました（運用担当者のトークンが必要です）。",
+    "invalid_query": "検索条件の指定が正しくありません。",
+    "invalid_request": "要求の内容が正しくありません。",
+    "no_selection": "再実行する対象（登録、デッドレター、コード、期間）を指定してください。",
     # the xID app API
     "not_enabled": "お住まいの自治体は、ID有効化の後に表示されます。",
     "invalid_device_key": "端末の鍵の形式が正しくありません。",

@@ -20,6 +20,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from adapters.store.codec import Sealer
 from adapters.store.documents import opened, registration_from, registration_plain
+from adapters.store.mongodb_listing import UNINDEXED, listing_fields
 from orchestrator.errors import (
     CorruptRowError,
     PermanentError,
@@ -41,9 +42,14 @@ _COLLECTIONS = frozenset(
     {"registrations", "history", "outbox", "feed", "webhook_deliveries", "webhook_endpoints", "dead_letters"}
 )
 OLDER_REGISTRATIONS: Doc = {
-    "$or": [{"schema_version": {"$exists": False}}, {"schema_version": {"$lt": REGISTRATION_VERSION}}]
+    "$or": [
+        {"schema_version": {"$exists": False}},
+        {"schema_version": {"$lt": REGISTRATION_VERSION}},
+        UNINDEXED,
+    ]
 }
-"""Documents written before versions have none: they are version 1."""
+"""Documents written before versions have none: they are version 1; documents written before the
+listing fields lack `created_at` (mongodb_listing)."""
 
 
 async def create_operations_indexes(db: AsyncDatabase[Doc]) -> None:
@@ -272,7 +278,13 @@ class MongoOperations:
             try:
                 result = await self._db.registrations.update_one(
                     {"_id": rid, "version": d["version"], **OLDER_REGISTRATIONS},
-                    {"$set": {"data": sealed, "schema_version": REGISTRATION_VERSION}},
+                    {
+                        "$set": {
+                            "data": sealed,
+                            "schema_version": REGISTRATION_VERSION,
+                            **listing_fields(registration),
+                        }
+                    },
                 )
             except PyMongoError as exc:
                 raise StoreUnavailableError(f"MongoDB write failed: {exception_kind(exc)}") from exc

@@ -22,6 +22,7 @@ import aiosqlite
 from adapters.store.codec import Sealer, stamp, unstamp
 from adapters.store.documents import envelope_checked, opened, registration_from, registration_plain
 from adapters.store.sqlite_insights import SqliteInsights
+from adapters.store.sqlite_listing import LISTING_NAMES, LISTING_SET, SqliteListing, listing_values
 from adapters.store.sqlite_operations import SqliteOperations
 from adapters.store.sqlite_outbound import SqliteOutbound
 from adapters.store.sqlite_schema import prepare
@@ -42,7 +43,7 @@ from orchestrator.versions import REGISTRATION_VERSION
 Synchronous = Literal["FULL", "NORMAL"]
 
 
-class SqliteStore(SqliteOutbound, SqliteOperations, SqliteInsights):
+class SqliteStore(SqliteOutbound, SqliteOperations, SqliteListing, SqliteInsights):
     """Safe for several processes on one file: writes take the lock up front (BEGIN IMMEDIATE)."""
 
     def __init__(self, db: aiosqlite.Connection, sealer: Sealer) -> None:
@@ -165,21 +166,23 @@ class SqliteStore(SqliteOutbound, SqliteOperations, SqliteInsights):
             stamp(reg.ended_at) if reg.ended_at else None,
             self._sealer.seal(registration_plain(reg), f"registration:{reg.id}"),
             REGISTRATION_VERSION,
+            *listing_values(reg),
         )
         if expected == 0:
             try:
                 await db.execute(
-                    "INSERT INTO registrations"
-                    " (id, version, state, next_deadline_at, updated_at, ended_at, data, schema_version)"
-                    " VALUES (?, 1, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO registrations (id, version, state, next_deadline_at, updated_at,"  # noqa: S608
+                    f" ended_at, data, schema_version, {LISTING_NAMES})"
+                    f" VALUES (?, 1, ?, ?, ?, ?, ?, ?, {', '.join('?' * (len(columns) - 6))})",
                     (reg.id, *columns),
                 )
             except sqlite3.IntegrityError as exc:
                 raise VersionConflictError(f"registration {reg.id} exists already") from exc
             return 1
         cursor = await db.execute(
-            "UPDATE registrations SET version = version + 1, state = ?, next_deadline_at = ?,"
-            " updated_at = ?, ended_at = ?, data = ?, schema_version = ? WHERE id = ? AND version = ?",
+            "UPDATE registrations SET version = version + 1, state = ?, next_deadline_at = ?,"  # noqa: S608
+            f" updated_at = ?, ended_at = ?, data = ?, schema_version = ?, {LISTING_SET}"
+            " WHERE id = ? AND version = ?",
             (*columns, reg.id, expected),
         )
         if cursor.rowcount != 1:

@@ -19,6 +19,7 @@ import structlog
 
 from adapters.store.codec import Sealer, stamp, unstamp
 from adapters.store.documents import opened, raw_json, registration_from, registration_plain, rows_of
+from adapters.store.sqlite_listing import LISTING_SET, listing_values
 from orchestrator.errors import CorruptRowError, PermanentError, QuarantinedError, failure_reason
 from orchestrator.ports import BusMessage, DeadLetter, MigrationBatch, QuarantineEntry
 from orchestrator.versions import REGISTRATION_VERSION
@@ -175,14 +176,15 @@ class SqliteOperations:
         return int(rows[0][0])
 
     async def migrate(self, after: str, limit: int, *, dry_run: bool) -> MigrationBatch:
-        """Old rows, read through the upgrade steps and written back at the current version under the
-        same optimistic version, so a worker's commit in between wins and the row is skipped."""
+        """Old rows (or rows without the listing columns), read through the upgrade steps and written
+        back at the current version with their listing columns, under the same optimistic version, so
+        a worker's commit in between wins and the row is skipped."""
         rows = await self._fetch(
-            "SELECT id, version, data FROM registrations WHERE schema_version < ? AND id > ?"
-            " ORDER BY id LIMIT ?",
+            "SELECT id, version, data FROM registrations WHERE (schema_version < ? OR created_at IS NULL)"
+            " AND id > ? ORDER BY id LIMIT ?",
             (REGISTRATION_VERSION, after, limit),
         )
-        upgraded: list[tuple[bytes, str, int]] = []
+        upgraded: list[tuple[object, ...]] = []
         quarantined = 0
         for rid, version, data in rows:
             try:
@@ -192,17 +194,17 @@ class SqliteOperations:
                 if not dry_run:
                     await self._quarantine("registration", rid, {"registrations": ("id = ?", (rid,))}, exc)
                 continue
-            sealed = self._sealer.seal(registration_plain(registration), f"registration:{rid}")
-            upgraded.append((sealed, rid, version))
+            blob = self._sealer.seal(registration_plain(registration), f"registration:{rid}")
+            upgraded.append((blob, *listing_values(registration), rid, version))
         rewritten = len(upgraded)
         if upgraded and not dry_run:
             rewritten = 0
             async with self._transaction() as db:
-                for sealed, rid, version in upgraded:
+                for sealed, *listing, rid, version in upgraded:
                     cursor = await db.execute(
-                        "UPDATE registrations SET data = ?, schema_version = ?"
-                        " WHERE id = ? AND version = ? AND schema_version < ?",
-                        (sealed, REGISTRATION_VERSION, rid, version, REGISTRATION_VERSION),
+                        f"UPDATE registrations SET data = ?, schema_version = ?, {LISTING_SET}"  # noqa: S608
+                        " WHERE id = ? AND version = ? AND (schema_version < ? OR created_at IS NULL)",
+                        (sealed, REGISTRATION_VERSION, *listing, rid, version, REGISTRATION_VERSION),
                     )
                     rewritten += cursor.rowcount
         last = rows[-1][0] if rows else after

@@ -13,6 +13,7 @@ import aiosqlite
 
 from adapters.store.codec import Sealer
 from adapters.store.sqlite_insights import INSIGHTS_SCHEMA
+from adapters.store.sqlite_listing import AUDIT_SCHEMA, LISTING_COLUMNS, LISTING_INDEXES
 from adapters.store.sqlite_outbound import OUTBOUND_SCHEMA
 from orchestrator.errors import ConfigurationError
 
@@ -102,8 +103,12 @@ CREATE TABLE IF NOT EXISTS meta (
 """The quarantine keeps rows that did not decode (`raw`: the rows as they were, by table, sealed
 blobs still sealed); dead letters are the embedded bus's (bodies sealed); `meta` the key check."""
 
-ADDED_COLUMNS = {("registrations", "schema_version"): "INTEGER NOT NULL DEFAULT 1"}
-"""Columns a file made by an earlier version lacks: (table, column) → its declaration."""
+ADDED_COLUMNS = {
+    ("registrations", "schema_version"): "INTEGER NOT NULL DEFAULT 1",
+    **{("registrations", name): declaration for name, declaration in LISTING_COLUMNS.items()},
+}
+"""Columns a file made by an earlier version lacks: (table, column) → its declaration. The listing
+columns (sqlite_listing) are NULL in rows written before them until `honnin migrate` fills them."""
 
 _KEY_CHECK = "key_check"
 _KEY_CHECK_AAD = "meta:key_check"
@@ -111,7 +116,7 @@ _SAMPLE = 8
 
 
 async def prepare(db: aiosqlite.Connection, sealer: Sealer) -> None:
-    await db.executescript(CORE_SCHEMA + OUTBOUND_SCHEMA + OPERATIONS_SCHEMA + INSIGHTS_SCHEMA)
+    await db.executescript(CORE_SCHEMA + OUTBOUND_SCHEMA + OPERATIONS_SCHEMA + AUDIT_SCHEMA + INSIGHTS_SCHEMA)
     await db.execute("BEGIN IMMEDIATE")
     try:
         await _add_columns(db)
@@ -120,6 +125,7 @@ async def prepare(db: aiosqlite.Connection, sealer: Sealer) -> None:
     except BaseException:
         await db.execute("ROLLBACK")
         raise
+    await db.executescript(LISTING_INDEXES)
 
 
 async def _add_columns(db: aiosqlite.Connection) -> None:

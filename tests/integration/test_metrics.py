@@ -103,6 +103,10 @@ async def test_a_flow_s_counts_are_exactly_what_happened(tmp_path: Path, ca: Dev
     assert value(m, "honnin_outbox_oldest_age_seconds") == 0
     assert value(m, "honnin_dead_letters") == 0
     assert value(m, "honnin_quarantined", kind="registration") == 0
+    assert value(m, "honnin_parked") == 1
+    assert value(m, "honnin_registrations", state="activated") == 2
+    assert value(m, "honnin_registrations", state="confirmed") == 2
+    assert value(m, "honnin_registrations_verification", status="failed") == 1
 
 
 async def test_the_outbox_lag_is_the_age_of_the_oldest_unsent_message(tmp_path: Path) -> None:
