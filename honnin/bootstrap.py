@@ -59,6 +59,7 @@ class App:
     webhook_policy: AddressPolicy
     metrics: PrometheusMetrics
     feed_key: bytes = b""
+    console_key: bytes = b""
     operations: Operations = field(init=False)  # the operator service (`honnin ops`, /ops/v1)
 
     async def standing(self) -> Standing:
@@ -143,6 +144,13 @@ def feed_key(data_key: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"honnin feed cursors").derive(data_key)
 
 
+def console_key(data_key: bytes) -> bytes:
+    """The console's sessions and CSRF tokens are signed with a key of their own."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"honnin console sessions").derive(
+        data_key
+    )
+
+
 async def bootstrap(
     settings: Settings,
     *,
@@ -167,6 +175,7 @@ async def bootstrap(
             settings, store, bus or await make_bus(settings, store), clock, links, key, sender, policy
         )
         app.feed_key = feed_key(key)
+        app.console_key = console_key(key)
         app.operations = Operations(
             store, app.bus, clock, app.orchestrator, settle=_settle(app), rate=settings.replay_rate
         )

@@ -7,6 +7,7 @@ from aiohttp import web
 
 from adapters.card_bridge.app import add_card_bridge_routes
 from adapters.card_bridge.xid import add_xid_routes
+from adapters.console.app import add_console_routes
 from adapters.http.common import REQUEST_TIMEOUT, application, ok
 from adapters.metrics.http import add_metrics_route
 from adapters.ops.api import add_ops_routes
@@ -44,7 +45,17 @@ def build_http(app: App) -> web.Application:
         clients=app.settings.app_client_secrets(),
         email_links=app.email_links,
     )
-    add_ops_routes(http, operations=app.operations, clock=app.clock, operators=app.settings.operators())
+    operators = app.settings.operators()
+    add_ops_routes(http, operations=app.operations, clock=app.clock, operators=operators)
+    add_console_routes(
+        http,
+        operations=app.operations,
+        store=app.store,
+        clock=app.clock,
+        operators=operators,
+        key=app.console_key,
+        session_seconds=app.settings.console_session_seconds,
+    )
     document = openapi_document()
 
     async def openapi(_: web.Request) -> web.Response:
