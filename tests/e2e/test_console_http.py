@@ -125,9 +125,11 @@ async def test_a_session_ends_when_it_expires_or_is_tampered_with(w: Worker, bro
     value = response.cookies["honnin_ops"].value
     payload, _, mac = value.partition(".")
     forged = payload[:-1] + ("A" if payload[-1] != "A" else "B") + "." + mac
-    async with aiohttp.ClientSession(cookies={"honnin_ops": forged}) as other:
-        async with other.get(f"{w.base}/ops/", allow_redirects=False) as page:
-            assert page.status == 303
+    async with (
+        aiohttp.ClientSession(cookies={"honnin_ops": forged}) as other,
+        other.get(f"{w.base}/ops/", allow_redirects=False) as page,
+    ):
+        assert page.status == 303
     w.clock.advance(timedelta(hours=8, seconds=1))
     async with browser.get(f"{w.base}/ops/", allow_redirects=False) as page:
         assert page.status == 303
