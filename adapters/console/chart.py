@@ -15,8 +15,8 @@ from orchestrator.ports import HistoryCount
 
 JST = timezone(timedelta(hours=9), "JST")
 HOURS = 24
-WIDTH, HEIGHT = 760, 230
-LEFT, RIGHT, TOP, BOTTOM = 44, 150, 14, 34
+WIDTH, HEIGHT = 1040, 230
+LEFT, RIGHT, TOP, BOTTOM = 44, 250, 14, 34
 PALETTE = ("#1d4f91", "#c0392b", "#27ae60", "#e67e22", "#8e44ad", "#16a085", "#7f8c8d", "#d35400")
 
 

@@ -49,3 +49,7 @@ def verification(value: str) -> str:
 
 def outcome(value: str) -> str:
     return _both(OUTCOMES, value)
+
+
+def code(value: str) -> str:
+    return f"Code {value}"
