@@ -30,7 +30,7 @@ from honnin.settings import Settings
 from orchestrator.delivery import DeliveryWorker, RetrySchedule
 from orchestrator.errors import ConfigurationError
 from orchestrator.observations import Standing, standing
-from orchestrator.operations import Operations, Settle
+from orchestrator.operations import LocalWorker, Operations
 from orchestrator.outbound import FacilityOutbound
 from orchestrator.ports import Bus, Clock, Mailer, Store, WebhookSender
 from orchestrator.relay import OutboxRelay
@@ -177,7 +177,7 @@ async def bootstrap(
         app.feed_key = feed_key(key)
         app.console_key = console_key(key)
         app.operations = Operations(
-            store, app.bus, clock, app.orchestrator, settle=_settle(app), rate=settings.replay_rate
+            store, app.bus, clock, app.orchestrator, local=_local(app), rate=settings.replay_rate
         )
         return app
     except BaseException:
@@ -199,18 +199,24 @@ async def wait_idle(app: App) -> None:
         await asyncio.sleep(0.02)
 
 
-def _settle(app: App) -> Settle | None:
+class _EmbeddedWorker:
     """The embedded bus forgets what it holds when the process ends: a replayed dead letter is
-    served here (a worker started if this process runs none) until handled. A broker keeps it."""
-    if app.settings.bus == "rabbitmq":
-        return None
+    served here (a worker started if this process runs none) until handled."""
 
-    async def settle() -> None:
-        if not app.runtime.running:
-            await app.runtime.start()
-        await wait_idle(app)
+    def __init__(self, app: App) -> None:
+        self._app = app
 
-    return settle
+    async def ready(self) -> None:
+        if not self._app.runtime.running:
+            await self._app.runtime.start()
+
+    async def settle(self) -> None:
+        await wait_idle(self._app)
+
+
+def _local(app: App) -> LocalWorker | None:
+    """None with a broker: it keeps a replayed message, and running workers take it."""
+    return None if app.settings.bus == "rabbitmq" else _EmbeddedWorker(app)
 
 
 def _delivery(

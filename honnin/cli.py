@@ -21,11 +21,13 @@ from honnin.cli_app import settings_from_env, wait_idle, with_app
 from honnin.devca_cli import dev_ca
 from honnin.municipality_cli import municipality
 from honnin.operators_cli import all_dead_letters, dead_letters, migrate, quarantine
+from honnin.ops_cli import actor, ops, when
 from honnin.settings import Settings
 from orchestrator.errors import HonninError, QuarantinedError, failure_reason
+from orchestrator.operations import PARKED
+from orchestrator.operations_views import ReplaySelection
 from orchestrator.ports import BusMessage
-from schemas.events import Envelope, EnvelopeError, VerificationReplayRequested, new_event_id, parse_event
-from schemas.payloads import ReplayRequestedPayload
+from schemas.events import Envelope, EnvelopeError, parse_event
 
 T = TypeVar("T")
 
@@ -265,28 +267,12 @@ def check() -> None:
 @main.command()
 @click.option("--limit", type=int, default=100, show_default=True)
 def parked(limit: int) -> None:
-    """List registrations whose verification was parked after its retries ran out."""
+    """List registrations whose verification was parked after its retries ran out: id, code,
+    retries, last change (deprecated: `honnin ops registrations --verification parked`)."""
 
     async def work(app: App) -> list[str]:
-        lines = []
-        for registration_id in await app.store.in_state("confirmed", limit * 10):
-            try:
-                stored = await app.store.load(registration_id)
-            except QuarantinedError:  # moved aside as it was met: `honnin quarantine` lists it
-                continue
-            verification = stored.registration.verification if stored else None
-            if stored and verification and verification.status == "parked":
-                lines.append(
-                    "\t".join(
-                        [
-                            registration_id,
-                            verification.code or "",
-                            str(verification.retries),
-                            stored.registration.updated_at.isoformat(timespec="seconds"),
-                        ]
-                    )
-                )
-        return lines[:limit]
+        page = await app.operations.list_registrations(PARKED, None, max(1, min(limit, 1000)))
+        return ["\t".join([r.id, r.code or "", str(r.retries), when(r.updated_at)]) for r in page.items]
 
     lines = _with_app(work)
     click.echo("\n".join(lines) if lines else "no parked verifications")
@@ -296,20 +282,14 @@ def parked(limit: int) -> None:
 @click.argument("registration_id")
 @click.option("--reason", default=None, help="why, for the history")
 def replay(registration_id: str, reason: str | None) -> None:
-    """Send a parked verification's kept signature to the verifier again (a running worker relays it)."""
+    """Send a parked verification's kept signature to the verifier again (a running worker relays it;
+    deprecated: `honnin ops replay ID`)."""
 
     async def work(app: App) -> str:
-        event = VerificationReplayRequested(
-            type="verification.replay_requested",
-            event_id=new_event_id(),
-            registration_id=registration_id,
-            occurred_at=app.clock.now(),
-            source="operator",
-            payload=ReplayRequestedPayload(reason=reason),
-        )
-        result = await app.orchestrator.handle(event)
-        if result.status != "applied":
-            raise click.ClickException(f"{result.code}: {result.message}")
+        report = await app.operations.replay(ReplaySelection((registration_id,)), actor(app), reason=reason)
+        [item] = report.items
+        if item.outcome != "replayed":
+            raise click.ClickException(item.detail)
         return f"{registration_id}: verification requested again"
 
     click.echo(_with_app(work))
@@ -336,6 +316,7 @@ main.add_command(anchors)
 main.add_command(quarantine)
 main.add_command(dead_letters)
 main.add_command(migrate)
+main.add_command(ops)
 
 
 @main.group()
@@ -366,6 +347,8 @@ async def replay_webhooks(app: App, facility: str, since: datetime | None) -> in
         raise click.ClickException(f"facility {facility} has no webhook endpoint")
     count = await app.store.replay_deliveries(facility, since, app.clock.now())
     app.orchestrator.facility_heard.notify()
+    parameters = {"facility": facility, **({"since": since.isoformat()} if since else {})}
+    await app.operations.record(actor(app), "webhooks.replay", parameters, count)
     return count
 
 

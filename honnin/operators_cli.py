@@ -9,7 +9,9 @@ from __future__ import annotations
 import click
 
 from honnin.bootstrap import App
-from honnin.cli_app import wait_idle, with_app
+from honnin.cli_app import with_app
+from honnin.ops_cli import actor
+from orchestrator.operations_views import ReplaySelection
 from orchestrator.ports import DeadLetter, QuarantineEntry, Store
 
 
@@ -65,7 +67,9 @@ def release_quarantined(entry_id: int) -> None:
     still does not decode comes back to the quarantine."""
 
     async def work(app: App) -> bool:
-        return await app.store.release_quarantined(entry_id)
+        released = await app.store.release_quarantined(entry_id)
+        await app.operations.record(actor(app), "quarantine.release", {"entry": entry_id}, int(released))
+        return released
 
     if not with_app(work):
         raise click.ClickException(f"no quarantine entry {entry_id}")
@@ -78,7 +82,9 @@ def discard_quarantined(entry_id: int) -> None:
     """Forget an entry and its rows for good."""
 
     async def work(app: App) -> bool:
-        return await app.store.discard_quarantined(entry_id)
+        discarded = await app.store.discard_quarantined(entry_id)
+        await app.operations.record(actor(app), "quarantine.discard", {"entry": entry_id}, int(discarded))
+        return discarded
 
     if not with_app(work):
         raise click.ClickException(f"no quarantine entry {entry_id}")
@@ -134,7 +140,7 @@ def _letter_line(d: DeadLetter) -> str:
 def replay_dead_letter(letter_id: int) -> None:
     """Put a dead letter back on the queue that gave up on it. On RabbitMQ the running workers take
     it; on the embedded bus this command serves it as a worker until it is handled. It is forgotten
-    unless it is dead-lettered again."""
+    unless it is dead-lettered again (`honnin ops replay --dead-letter ID` does the same)."""
     click.echo(with_app(lambda app: replay(app, letter_id)))
 
 
@@ -142,18 +148,15 @@ async def replay(app: App, letter_id: int) -> str:
     letter = await app.store.dead_letter(letter_id)
     if letter is None:
         raise click.ClickException(f"no dead letter {letter_id}")
-    if app.settings.bus == "rabbitmq":
-        await app.bus.send_to(letter.queue, letter.message)
-        await app.store.delete_dead_letter(letter_id)
+    report = await app.operations.replay(ReplaySelection(dead_letter_ids=(letter_id,)), actor(app))
+    [item] = report.items
+    if item.outcome in ("failed", "not_found"):
+        raise click.ClickException(item.detail)
+    if item.outcome == "replayed":
         return f"{letter_id}: back on {letter.queue}"
-    await app.runtime.start()
-    await app.bus.send_to(letter.queue, letter.message)
-    await wait_idle(app)
-    again = await app.store.dead_letter(letter_id)
-    if again is not None and again.last_seen_at != letter.last_seen_at:
-        return f"{letter_id}: dead-lettered again: {again.reason}"
-    await app.store.delete_dead_letter(letter_id)
-    return f"{letter_id}: handled"
+    if item.outcome == "dead_lettered_again":
+        return f"{letter_id}: dead-lettered again: {item.detail}"
+    return f"{letter_id}: {'handled' if item.outcome == 'handled' else 'sent back, not handled yet'}"
 
 
 @dead_letters.command("delete")
@@ -162,7 +165,11 @@ def delete_dead_letter(letter_id: int) -> None:
     """Forget a dead letter without replaying it."""
 
     async def work(app: App) -> bool:
-        return await app.store.delete_dead_letter(letter_id)
+        deleted = await app.store.delete_dead_letter(letter_id)
+        await app.operations.record(
+            actor(app), "dead_letter.delete", {"dead_letter": letter_id}, int(deleted)
+        )
+        return deleted
 
     if not with_app(work):
         raise click.ClickException(f"no dead letter {letter_id}")
@@ -181,6 +188,7 @@ def collect_dead_letters() -> None:
         moved = 0
         for queue in app.runtime.queues:
             moved += await collect(queue, lambda letter: app.store.add_dead_letter(letter, app.clock.now()))
+        await app.operations.record(actor(app), "dead_letters.collect", {}, moved)
         return moved
 
     click.echo(f"{with_app(work)} dead letters collected")
@@ -205,6 +213,8 @@ def migrate(dry_run: bool, batch: int) -> None:
             counts = (done.scanned, done.rewritten, done.changed, done.quarantined)
             totals = [t + c for t, c in zip(totals, counts, strict=True)]
             lines.append("batch\t" + "\t".join(str(c) for c in counts))
+        parameters = {"batch": batch, "scanned": totals[0]}
+        await app.operations.record(actor(app), "migrate", parameters, totals[1], dry_run=dry_run)
         verb = "would rewrite" if dry_run else "rewritten"
         lines.append(
             f"scanned {totals[0]}, {verb} {totals[1]}, changed meanwhile {totals[2]},"

@@ -12,8 +12,8 @@ the token bucket's rate. Every action, dry runs included, becomes one audit reco
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 from orchestrator.errors import HonninError, InvalidRequestError, NotFoundError, failure_reason
 from orchestrator.listing import AuditRecord, Cursor, RegistrationCounts, RegistrationQuery, summary_of
@@ -38,15 +38,26 @@ from orchestrator.service import Orchestrator
 from schemas.events import VerificationReplayRequested, derived_event_id
 from schemas.payloads import ReplayRequestedPayload
 
-Settle = Callable[[], Awaitable[None]]
 Progress = Callable[[ReplayItem], None]
 MAX_PAGE = 1000
 PARKED = RegistrationQuery(state=State.CONFIRMED.value, verification="parked")
 
 
+class LocalWorker(Protocol):
+    """The embedded bus's worker in this process: a replayed dead letter is served here."""
+
+    async def ready(self) -> None:
+        """Queues declared and consumed (a worker started if this process runs none)."""
+        ...
+
+    async def settle(self) -> None:
+        """Until what was sent is handled (or given up on again)."""
+        ...
+
+
 class Operations:
-    """`settle` waits until the embedded bus has handled what was sent to it (None: a broker keeps
-    messages, and running workers take a replayed dead letter); `rate` replays a second."""
+    """`local` serves replayed dead letters on the embedded bus (None: a broker keeps messages, and
+    running workers take them); `rate` replays a second."""
 
     def __init__(
         self,
@@ -55,7 +66,7 @@ class Operations:
         clock: Clock,
         orchestrator: Orchestrator,
         *,
-        settle: Settle | None = None,
+        local: LocalWorker | None = None,
         settle_seconds: float = 10.0,
         rate: float = 20.0,
     ) -> None:
@@ -63,7 +74,7 @@ class Operations:
         self._bus = bus
         self._clock = clock
         self._orchestrator = orchestrator
-        self._settle = settle
+        self._local = local
         self._settle_seconds = settle_seconds
         self.rate = rate
 
@@ -177,36 +188,46 @@ class Operations:
         reason: str | None = None,
         progress: Progress | None = None,
         targets: list[tuple[str, str]] | None = None,
+        budget_seconds: float | None = None,
     ) -> ReplayReport:
         """Replay (or, dry, say what would be) each target at `rate` a second; one audit record.
 
-        `targets` may be given when the caller listed them already (the CLI, to size its bar)."""
+        `targets` may be given when the caller listed them already (the CLI, to size its bar).
+        With `budget_seconds` (the HTTP API, whose requests are bounded) it stops when the time is
+        up and reports how many are left: asking again goes on, as what was replayed is skipped."""
         chosen = targets if targets is not None else await self.targets(selection)
         if not chosen and not selection.by_query:
             raise InvalidRequestError(
                 "name registrations, dead letters, a code or a time range", code="no_selection"
             )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + budget_seconds if budget_seconds is not None else None
         bucket = TokenBucket(rate or self.rate, burst=1)
         items: list[ReplayItem] = []
         try:
             for kind, target in chosen:
                 if not dry_run:
                     await bucket.take()
-                item = await self._one(kind, target, dry_run=dry_run, reason=reason)
+                left = None if deadline is None else deadline - loop.time()
+                if left is not None and left <= 0 and items:
+                    break
+                item = await self._one(kind, target, dry_run=dry_run, reason=reason, within=left)
                 items.append(item)
                 if progress is not None:
                     progress(item)
         finally:  # an interrupted replay is audited with what it did
-            report = ReplayReport(dry_run, items)
+            done = ReplayReport(dry_run, items)
             parameters = {**selection.parameters(), "targets": len(chosen), "done": len(items)}
-            audit_id = await self.record(actor, "replay", parameters, report.affected, dry_run=dry_run)
-        return ReplayReport(dry_run, items, audit_id)
+            audit_id = await self.record(actor, "replay", parameters, done.affected, dry_run=dry_run)
+        return ReplayReport(dry_run, items, audit_id, remaining=len(chosen) - len(items))
 
-    async def _one(self, kind: str, target: str, *, dry_run: bool, reason: str | None) -> ReplayItem:
+    async def _one(
+        self, kind: str, target: str, *, dry_run: bool, reason: str | None, within: float | None
+    ) -> ReplayItem:
         try:
             if kind == "registration":
                 return await self._registration(target, dry_run, reason)
-            return await self._dead_letter(int(target), dry_run)
+            return await self._dead_letter(int(target), dry_run, within)
         except HonninError as exc:  # one that cannot be read (the quarantine) does not stop the rest
             return ReplayItem(kind, target, "failed", failure_reason(exc))  # type: ignore[arg-type]
 
@@ -241,7 +262,7 @@ class Operations:
             return ReplayItem("registration", rid, "skipped", "replayed already")
         return ReplayItem("registration", rid, "skipped", f"{result.code}: {result.message}")
 
-    async def _dead_letter(self, letter_id: int, dry_run: bool) -> ReplayItem:
+    async def _dead_letter(self, letter_id: int, dry_run: bool, within: float | None) -> ReplayItem:
         target = str(letter_id)
         letter = await self._store.dead_letter(letter_id)
         if letter is None:
@@ -250,13 +271,15 @@ class Operations:
         what += f" ({letter.attempts} attempts: {letter.reason})"
         if dry_run:
             return ReplayItem("dead_letter", target, "would_replay", what)
-        await self._bus.send_to(letter.queue, letter.message)
-        if self._settle is None:  # the broker keeps it now: running workers take it
+        if self._local is None:  # the broker keeps it now: running workers take it
+            await self._bus.send_to(letter.queue, letter.message)
             await self._store.delete_dead_letter(letter_id)
             return ReplayItem("dead_letter", target, "replayed", what)
+        await self._local.ready()
+        await self._bus.send_to(letter.queue, letter.message)
         try:
-            async with asyncio.timeout(self._settle_seconds):
-                await self._settle()
+            async with asyncio.timeout(max(0.5, min(self._settle_seconds, within or self._settle_seconds))):
+                await self._local.settle()
         except TimeoutError:
             return ReplayItem("dead_letter", target, "queued", what + "; listed until it is handled")
         again = await self._store.dead_letter(letter_id)
@@ -269,11 +292,13 @@ class Operations:
 def _not_replayable(reg: Registration) -> str | None:
     """Why a replay would change nothing, or None when it is a parked verification with its signature."""
     verification = reg.verification
-    if reg.state is not State.CONFIRMED or verification is None or verification.status != "parked":
-        status = verification.status if verification else "none"
-        return f"{reg.state.value}, verification {status}: nothing to replay"
+    status = verification.status if verification else "none"
+    if reg.state is not State.CONFIRMED:
+        return f"event_not_accepted: {reg.state.value} (verification {status}), nothing to replay"
+    if verification is None or verification.status != "parked":
+        return f"not_parked: verification {status}, nothing to replay"
     if reg.signature is None:
-        return "parked without a kept signature: the person signs again"
+        return "not_parked: parked without a kept signature, the person signs again"
     return None
 
 

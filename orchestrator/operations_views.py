@@ -204,6 +204,7 @@ class ReplayReport:
     dry_run: bool
     items: list[ReplayItem]
     audit_id: int = 0
+    remaining: int = 0  # targets not reached within the caller's time budget (ask again)
 
     @property
     def affected(self) -> int:

@@ -142,6 +142,9 @@ class OpsReplayReport(_Answer):
     dry_run: bool
     affected: int = Field(description="what changed; in a dry run, what would have")
     audit_id: int
+    remaining: int = Field(
+        default=0, description="not reached within this request's time: post the same body again"
+    )
     items: list[OpsReplayItem]
 
 

@@ -48,6 +48,7 @@ from schemas.api_ops import (
 )
 
 OPS = "/ops/v1"
+REPLAY_BUDGET = 10.0  # seconds of replaying per request, within the server's request time limit
 OperatorHandler = Callable[[web.Request, str], Awaitable[web.Response]]
 _STATES = frozenset(s.value for s in State) - {"new"}
 _VERIFICATIONS = frozenset({"pending", "retrying", "passed", "failed", "parked"})
@@ -123,7 +124,12 @@ class OpsApi:
             tuple(body.registration_ids), tuple(body.dead_letter_ids), body.code, body.since, body.until
         )
         report = await self._ops.replay(
-            selection, Actor(operator, "http"), dry_run=body.dry_run, rate=body.rate, reason=body.reason
+            selection,
+            Actor(operator, "http"),
+            dry_run=body.dry_run,
+            rate=body.rate,
+            reason=body.reason,
+            budget_seconds=REPLAY_BUDGET,
         )
         return ok(report_body(report))
 
@@ -210,6 +216,7 @@ def report_body(report: ReplayReport) -> OpsReplayReport:
         dry_run=report.dry_run,
         affected=report.affected,
         audit_id=report.audit_id,
+        remaining=report.remaining,
         items=[OpsReplayItem.model_validate(vars(i)) for i in report.items],
     )
 
