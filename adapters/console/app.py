@@ -170,7 +170,6 @@ class Console:
             session=session,
             csrf=self._sessions.csrf(session.nonce),
             report=report,
-            selection=selection,
         )
 
 
