@@ -140,3 +140,19 @@ async def test_webhook_attempts_are_counted_by_outcome(tmp_path: Path) -> None:
         m = await scrape(w.http, f"{w.base}/metrics")
     assert len(receiver.got) == 2
     assert total(m, "honnin_webhook_deliveries_total") == 2
+
+
+def test_a_store_that_does_not_answer_leaves_the_counters_served() -> None:
+    from adapters.metrics.prometheus import PrometheusMetrics
+    from tests.integration.metrics_scrape import parse
+
+    metrics = PrometheusMetrics()
+    metrics.event_handled("registration.started", "applied")
+    m = parse(metrics.exposition(None).decode())
+    assert value(m, "honnin_store_up") == 0
+    assert value(m, "honnin_events_total", type="registration.started", outcome="applied") == 1
+    assert not any(name == "honnin_outbox_backlog" for name, _ in m), "no gauge it could not read"
+    other = parse(PrometheusMetrics().exposition(None).decode())
+    assert value(other, "honnin_events_total", type="registration.started", outcome="applied") == 0, (
+        "each worker's counts are its own without a metrics folder"
+    )
