@@ -12,6 +12,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+import structlog
 from aiohttp import web
 from jinja2 import Environment, PackageLoader, select_autoescape
 from multidict import MultiDictProxy
@@ -23,6 +24,8 @@ from orchestrator.listing import RegistrationQuery
 from orchestrator.operations import PARKED, Operations
 from orchestrator.operations_views import Actor, ReplaySelection
 from orchestrator.ports import Clock, Store
+
+log = structlog.get_logger("honnin.console")
 
 BASE = "/ops/"
 COOKIE, LOGIN_COOKIE = "honnin_ops", "honnin_ops_login"
@@ -112,8 +115,10 @@ class Console:
         token = form.get("token")
         opened = self._sessions.open(token, self._clock.now()) if isinstance(token, str) else None
         if opened is None:  # a facility's token, an app's, a typo: all the same here
+            log.warning("console.login_refused", remote=request.remote)
             return await self.login_form(request, error=True)
-        _, cookie = opened
+        session, cookie = opened
+        log.info("console.login", operator=session.operator, remote=request.remote)
         response = _see(BASE)
         _cookie(response, request, COOKIE, cookie, self._sessions.lifetime)
         response.del_cookie(LOGIN_COOKIE, path=BASE)
@@ -142,6 +147,7 @@ class Console:
             parked_codes=sorted({r.code for r in parked.items if r.code}),
             failed=failed.items,
             letters=await self._ops.dead_letters(limit=100),
+            quarantined=await self._store.quarantine_count(),
             audit=await self._ops.audit(limit=10),
         )
 
