@@ -182,14 +182,9 @@ def collect_dead_letters() -> None:
     like the embedded bus's (each is acked on the broker only once the store has it)."""
 
     async def work(app: App) -> int:
-        collect = getattr(app.bus, "collect_dead_letters", None)
-        if collect is None:
+        if getattr(app.bus, "collect_dead_letters", None) is None:
             raise click.ClickException("the embedded bus keeps its dead letters in the store already")
-        moved = 0
-        for queue in app.runtime.queues:
-            moved += await collect(queue, lambda letter: app.store.add_dead_letter(letter, app.clock.now()))
-        await app.operations.record(actor(app), "dead_letters.collect", {}, moved)
-        return moved
+        return await app.operations.collect(actor(app), list(app.runtime.queues))
 
     click.echo(f"{with_app(work)} dead letters collected")
 

@@ -158,6 +158,20 @@ class Operations:
         )
         return await self._store.add_audit(record)
 
+    async def collect(self, actor: Actor, queues: list[str]) -> int:
+        """A broker's dead letters (RabbitMQ's `<queue>.dead`) into the store, where they are listed
+        and replayed like the embedded bus's; 0 on a bus that keeps them in the store already."""
+        collect = getattr(self._bus, "collect_dead_letters", None)
+        if collect is None:
+            return 0
+        moved = 0
+        for queue in queues:
+            moved += await collect(
+                queue, lambda letter: self._store.add_dead_letter(letter, self._clock.now())
+            )
+        await self.record(actor, "dead_letters.collect", {"queues": queues}, moved)
+        return moved
+
     # --- replaying ----------------------------------------------------------------------------
 
     async def targets(self, selection: ReplaySelection) -> list[tuple[str, str]]:

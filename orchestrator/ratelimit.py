@@ -7,6 +7,8 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
+_EPSILON = 1e-9
+
 
 class TokenBucket:
     """`rate` tokens a second, at most `burst` saved up; `take` waits for one.
@@ -39,8 +41,9 @@ class TokenBucket:
 
     async def take(self) -> None:
         self._refill()
-        while self._tokens < 1:
+        if self._tokens < 1 - _EPSILON:
             self.waits += 1
-            await self._sleep((1 - self._tokens) / self.rate)
-            self._refill()
-        self._tokens -= 1
+            while self._tokens < 1 - _EPSILON:  # a float's rounding must not sleep for nothing forever
+                await self._sleep((1 - self._tokens) / self.rate)
+                self._refill()
+        self._tokens = max(0.0, self._tokens - 1)
