@@ -19,6 +19,7 @@ from adapters.card_bridge.links import Links, link_key
 from adapters.card_bridge.xid_links import EmailLinks, email_link_key
 from adapters.clock import SystemClock
 from adapters.mail.worker import MailWorker
+from adapters.metrics.prometheus import PrometheusMetrics
 from adapters.store.codec import Sealer, decode_key, new_key
 from adapters.webhooks.addresses import AddressPolicy
 from adapters.webhooks.sender import HttpWebhookSender
@@ -28,6 +29,7 @@ from honnin.mail import make_mailer
 from honnin.settings import Settings
 from orchestrator.delivery import DeliveryWorker, RetrySchedule
 from orchestrator.errors import ConfigurationError
+from orchestrator.observations import Standing, standing
 from orchestrator.operations import LocalWorker, Operations
 from orchestrator.outbound import FacilityOutbound
 from orchestrator.ports import Bus, Clock, Mailer, Store, WebhookSender
@@ -55,8 +57,14 @@ class App:
     delivery: DeliveryWorker
     sender: WebhookSender
     webhook_policy: AddressPolicy
+    metrics: PrometheusMetrics
     feed_key: bytes = b""
+    console_key: bytes = b""
     operations: Operations = field(init=False)  # the operator service (`honnin ops`, /ops/v1)
+
+    async def standing(self) -> Standing:
+        """What a scrape of /metrics reads from the store."""
+        return await standing(self.store, self.clock.now())
 
     async def close(self) -> None:
         await self.runtime.stop()
@@ -136,6 +144,13 @@ def feed_key(data_key: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"honnin feed cursors").derive(data_key)
 
 
+def console_key(data_key: bytes) -> bytes:
+    """The console's sessions and CSRF tokens are signed with a key of their own."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"honnin console sessions").derive(
+        data_key
+    )
+
+
 async def bootstrap(
     settings: Settings,
     *,
@@ -160,6 +175,7 @@ async def bootstrap(
             settings, store, bus or await make_bus(settings, store), clock, links, key, sender, policy
         )
         app.feed_key = feed_key(key)
+        app.console_key = console_key(key)
         app.operations = Operations(
             store,
             app.bus,
@@ -210,7 +226,12 @@ def _local(app: App) -> LocalWorker | None:
 
 
 def _delivery(
-    settings: Settings, store: Store, clock: Clock, orchestrator: Orchestrator, sender: WebhookSender
+    settings: Settings,
+    store: Store,
+    clock: Clock,
+    orchestrator: Orchestrator,
+    sender: WebhookSender,
+    metrics: PrometheusMetrics,
 ) -> DeliveryWorker:
     schedule = RetrySchedule(
         base=timedelta(seconds=settings.webhook_retry_base_seconds),
@@ -229,6 +250,7 @@ def _delivery(
         per_endpoint=settings.webhook_concurrency_per_endpoint,
         lease_seconds=timeouts + 30,
         poll_seconds=settings.webhook_poll_seconds,
+        metrics=metrics,
     )
 
 
@@ -242,11 +264,14 @@ def _wire(
     sender: WebhookSender,
     policy: AddressPolicy,
 ) -> App:
-    orchestrator = Orchestrator(store, clock, settings.profiles(), facility_queue=settings.facility_queue)
+    metrics = PrometheusMetrics(folder=settings.metrics_dir, worker=settings.worker_id)
+    orchestrator = Orchestrator(
+        store, clock, settings.profiles(), facility_queue=settings.facility_queue, metrics=metrics
+    )
     outbound = FacilityOutbound(
         store, clock, orchestrator.facility_heard, new_secret, feed_poll_seconds=settings.feed_poll_seconds
     )
-    delivery = _delivery(settings, store, clock, orchestrator, sender)
+    delivery = _delivery(settings, store, clock, orchestrator, sender, metrics)
     relay = OutboxRelay(
         store,
         bus,
@@ -282,6 +307,7 @@ def _wire(
         delivery=delivery if settings.webhook_delivery_enabled else None,
         queues=queues(facility_queue=settings.facility_queue),
         bounds={FACILITY_QUEUE: settings.facility_queue_max_length},
+        metrics=metrics,
     )
     return App(
         settings,
@@ -299,4 +325,5 @@ def _wire(
         delivery,
         sender,
         policy,
+        metrics,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import sys
@@ -65,23 +66,8 @@ def run(events_file: Path | None, until_idle: bool) -> None:
             await _summarise(fed, app, since)
             await _print_states(app, fed)
             return
-        if not app.settings.http_enabled:
-            await app.runtime.wait(stop)
-            return
-        from adapters.http.common import serve
-        from honnin.http import build_http
-
-        settings = app.settings
-        async with serve(
-            build_http(app),
-            settings.http_host,
-            settings.http_port,
-            header_timeout=settings.http_header_timeout_seconds,
-            keepalive_timeout=settings.http_keepalive_seconds,
-        ) as server:
-            structlog.get_logger("honnin.http").info(
-                "http.listening", url=server.url, public_url=settings.public_url
-            )
+        async with contextlib.AsyncExitStack() as listening:
+            await _listen(app, listening)
             await app.runtime.wait(stop)
 
     settings = _settings()
@@ -93,6 +79,33 @@ def run(events_file: Path | None, until_idle: bool) -> None:
         except HonninError as exc:
             raise click.ClickException(exc.message) from None
     _with_app(work, settings)
+
+
+async def _listen(app: App, stack: contextlib.AsyncExitStack) -> None:
+    """The facility API and the card bridge (with /metrics), and /metrics on a port of its own."""
+    from adapters.http.common import serve
+
+    settings = app.settings
+    limits = {
+        "header_timeout": settings.http_header_timeout_seconds,
+        "keepalive_timeout": settings.http_keepalive_seconds,
+    }
+    logger = structlog.get_logger("honnin.http")
+    if settings.http_enabled:
+        from honnin.http import build_http
+
+        server = await stack.enter_async_context(
+            serve(build_http(app), settings.http_host, settings.http_port, **limits)
+        )
+        logger.info("http.listening", url=server.url, public_url=settings.public_url)
+    if settings.metrics_port is not None:
+        from adapters.metrics.http import metrics_application
+
+        http = metrics_application(app.metrics, app.standing)
+        server = await stack.enter_async_context(
+            serve(http, settings.metrics_host, settings.metrics_port, **limits)
+        )
+        logger.info("metrics.listening", url=f"{server.url}/metrics")
 
 
 async def _feed(app: App, path: Path) -> list[Envelope]:

@@ -1,5 +1,5 @@
 """The worker's HTTP face: the facility API, the card bridge, the xID app API, the operator API,
-OpenAPI, a health probe."""
+the console, OpenAPI, a health probe, the metrics."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from aiohttp import web
 
 from adapters.card_bridge.app import add_card_bridge_routes
 from adapters.card_bridge.xid import add_xid_routes
+from adapters.console.app import add_console_routes
 from adapters.http.common import REQUEST_TIMEOUT, application, ok
+from adapters.metrics.http import add_metrics_route
 from adapters.ops.api import add_ops_routes
 from adapters.web.app import add_web_routes
 from adapters.web.feed import LONG_POLL_LIMIT, long_poll_aware
@@ -43,7 +45,17 @@ def build_http(app: App) -> web.Application:
         clients=app.settings.app_client_secrets(),
         email_links=app.email_links,
     )
-    add_ops_routes(http, operations=app.operations, clock=app.clock, operators=app.settings.operators())
+    operators = app.settings.operators()
+    add_ops_routes(http, operations=app.operations, clock=app.clock, operators=operators)
+    add_console_routes(
+        http,
+        operations=app.operations,
+        store=app.store,
+        clock=app.clock,
+        operators=operators,
+        key=app.console_key,
+        session_seconds=app.settings.console_session_seconds,
+    )
     document = openapi_document()
 
     async def openapi(_: web.Request) -> web.Response:
@@ -54,4 +66,5 @@ def build_http(app: App) -> web.Application:
 
     http.router.add_get("/openapi.json", openapi, name="openapi")
     http.router.add_get("/healthz", healthz, name="healthz")
+    add_metrics_route(http, app.metrics, app.standing)
     return http

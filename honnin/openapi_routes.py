@@ -39,6 +39,21 @@ LANDING = (
 )
 
 
+def _page(method: str, path: str, summary: str) -> Route:
+    """A console page (/ops/): HTML for a person, its session a cookie, every POST with a CSRF token."""
+    return Route(method, path, summary, None, tag="console", security=False, media_type="text/html")
+
+
+CONSOLE_ROUTES = [
+    _page("GET", "/ops/", "The console: counts, charts, parked and failed registrations, dead letters"),
+    _page("GET", "/ops/login", "The console's login form (an operator token)"),
+    _page("POST", "/ops/login", "Log in: an operator token for a signed, expiring session cookie"),
+    _page("POST", "/ops/logout", "Log out"),
+    _page("POST", "/ops/replay", "Replay: step=dry_run shows what would happen, step=confirm does it"),
+    _page("GET", "/ops/registrations/{registration_id}", "One registration, its history and decisions"),
+]
+
+
 def _app(
     method: str,
     path: str,
@@ -337,6 +352,16 @@ ROUTES = [
     *OPS_ROUTES,
     Route("GET", "/openapi.json", "This document", None, tag="meta", security=False),
     Route("GET", "/healthz", "Liveness and the outbox backlog", None, tag="meta", security=False),
+    *CONSOLE_ROUTES,
+    Route(
+        "GET",
+        "/metrics",
+        "Prometheus metrics (text exposition format; see the README's Metrics section)",
+        None,
+        tag="meta",
+        security=False,
+        media_type="text/plain",
+    ),
 ]
 
 

@@ -168,6 +168,17 @@ class Settings(BaseSettings):
     feed_poll_seconds: float = Field(
         0.05, gt=0, le=0.05, description="a waiting feed request looks for other workers' commits this often"
     )
+    console_session_seconds: PositiveInt = Field(
+        8 * 3600, description="how long a console login lasts (/ops/); a removed token ends it at once"
+    )
+    metrics_dir: Path | None = Field(
+        None,
+        description="a folder the workers of one host share: any worker's /metrics serves the sum of all",
+    )
+    metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="also serve /metrics on this port (a worker without HTTP too)"
+    )
+    metrics_host: str = Field("127.0.0.1", description="the address of HONNIN_METRICS_PORT")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
     # Outbound mail (adapters/mail): the embedded file outbox, or SMTP

@@ -18,9 +18,11 @@ from datetime import datetime, timedelta
 import structlog
 
 from orchestrator.errors import RetryableError, failure_reason
+from orchestrator.observations import NoMetrics
 from orchestrator.ports import (
     Clock,
     DeliveryAttempt,
+    Metrics,
     PendingDelivery,
     Store,
     WebhookRequest,
@@ -87,6 +89,7 @@ class DeliveryWorker:
         per_endpoint: int = 4,
         lease_seconds: float = 60.0,
         poll_seconds: float = 1.0,
+        metrics: Metrics | None = None,
     ) -> None:
         self._store = store
         self._sender = sender
@@ -98,6 +101,7 @@ class DeliveryWorker:
         self._per_endpoint = per_endpoint
         self._lease = lease_seconds
         self._poll = poll_seconds
+        self._metrics: Metrics = metrics or NoMetrics()
         self._sending: set[asyncio.Task[None]] = set()
         self._finished = asyncio.Event()
 
@@ -120,6 +124,7 @@ class DeliveryWorker:
         jitter = random.random()  # noqa: S311 - jitter, not a secret
         attempt = decide(delivery, response, self._schedule, self._clock.now(), jitter)
         await self._store.record_attempt(self._worker, attempt)
+        self._metrics.webhook_delivery(_outcome(attempt))
         _log(delivery, attempt)
 
     async def run(self) -> None:
@@ -171,6 +176,15 @@ async def _first(ticket: asyncio.Event, finished: asyncio.Event, seconds: float)
             waiter.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(*waiters, return_exceptions=True)
+
+
+def _outcome(attempt: DeliveryAttempt) -> str:
+    """delivered, retry, failed (the schedule ran out) or disabled (410)."""
+    if attempt.state == "pending":
+        return "retry"
+    if attempt.endpoint_state == "disabled":
+        return "disabled"
+    return attempt.state
 
 
 def _log(delivery: PendingDelivery, attempt: DeliveryAttempt) -> None:

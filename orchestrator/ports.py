@@ -40,6 +40,20 @@ class HistoryEntry:
 
 
 @dataclass(frozen=True)
+class HistoryCount:
+    """How many history entries of one kind an hour (UTC) held: the console's chart over time.
+
+    `code` is a refusal's code, or the code of a verification the event decided."""
+
+    hour: datetime
+    outcome: str
+    from_state: str
+    to_state: str
+    code: str | None
+    count: int
+
+
+@dataclass(frozen=True)
 class OutboxMessage:
     """An event to publish after the write that produced it; `message_id` is its event id."""
 
@@ -184,6 +198,10 @@ class Store(Protocol):
 
     async def history(self, registration_id: str) -> list[HistoryEntry]: ...
 
+    async def history_counts(self, since: datetime, until: datetime) -> list[HistoryCount]:
+        """History entries recorded in [since, until), counted by hour, outcome, states and code."""
+        ...
+
     async def due(self, now: datetime, limit: int) -> list[str]:
         """Ids of open registrations whose next deadline has passed."""
         ...
@@ -206,6 +224,10 @@ class Store(Protocol):
 
     async def outbox_backlog(self) -> int:
         """How many outbox messages wait to be published."""
+        ...
+
+    async def outbox_oldest_unsent(self) -> datetime | None:
+        """When the oldest message still waiting to be published was written (its age is the lag)."""
         ...
 
     async def defer_outbox(self, message_ids: Sequence[str], until: datetime) -> None:
@@ -474,3 +496,34 @@ class Mailer(Protocol):
     async def send(self, message: MailMessage) -> None: ...
 
     async def close(self) -> None: ...
+
+
+# --- Metrics ------------------------------------------------------------------------------------
+
+
+class Metrics(Protocol):
+    """What the service loop counts as it works; an adapter exports it (Prometheus) or records it.
+
+    Labels are bounded sets (event types, states, codes, queue names): never an id or a fact."""
+
+    def event_handled(self, event_type: str, outcome: str) -> None:
+        """One inbound event: applied, rejected, duplicate, deferred (retry later) or conflict."""
+        ...
+
+    def transition(self, from_state: str, to_state: str, profile: str) -> None: ...
+
+    def verification(self, outcome: str, code: str) -> None:
+        """A verification decided: passed (code ''), failed, retrying or parked, with its code."""
+        ...
+
+    def verification_retry(self, code: str) -> None: ...
+
+    def handler_seconds(self, queue: str, outcome: str, seconds: float) -> None:
+        """How long a consumer's handler took for one delivery, and how it ended (ok, retry, dead)."""
+        ...
+
+    def redelivered(self, queue: str) -> None: ...
+
+    def webhook_delivery(self, outcome: str) -> None:
+        """One webhook attempt: delivered, retry, failed (schedule out) or disabled (410)."""
+        ...

@@ -10,7 +10,8 @@ import structlog
 
 from orchestrator.delivery import DeliveryWorker
 from orchestrator.errors import failure_reason
-from orchestrator.ports import Bus, Handler
+from orchestrator.observations import NoMetrics, timed
+from orchestrator.ports import Bus, Delivery, Handler, Metrics
 from orchestrator.relay import OutboxRelay
 from orchestrator.service import Orchestrator
 from orchestrator.sweeper import DeadlineSweeper
@@ -31,6 +32,7 @@ class Runtime:
         delivery: DeliveryWorker | None = None,
         queues: Mapping[str, tuple[str, ...]] = QUEUES,
         bounds: Mapping[str, int] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.orchestrator = orchestrator
         self.bus = bus
@@ -40,6 +42,7 @@ class Runtime:
         self.consumers = dict(consumers or {})  # other queues this worker serves, e.g. the verifier
         self.queues = dict(queues)
         self.bounds = dict(bounds or {})  # queues for outside consumers: bounded, dropping the oldest
+        self.metrics: Metrics = metrics or NoMetrics()
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -49,9 +52,11 @@ class Runtime:
     async def start(self) -> None:
         for queue, bindings in self.queues.items():
             await self.bus.declare_queue(queue, bindings, max_length=self.bounds.get(queue))
-        await self.bus.consume(ORCHESTRATOR_QUEUE, self.orchestrator.on_delivery)
+        await self.bus.consume(
+            ORCHESTRATOR_QUEUE, self._timed(ORCHESTRATOR_QUEUE, self.orchestrator.on_delivery)
+        )
         for queue, handler in self.consumers.items():
-            await self.bus.consume(queue, handler)
+            await self.bus.consume(queue, self._timed(queue, handler))
         self._tasks = [
             asyncio.create_task(self.relay.run(self.orchestrator.committed), name="outbox-relay"),
             asyncio.create_task(self.sweeper.run(), name="deadline-sweeper"),
@@ -59,6 +64,16 @@ class Runtime:
         if self.delivery is not None:
             self._tasks.append(asyncio.create_task(self.delivery.run(), name="webhook-delivery"))
         log.info("worker.started", queues=[ORCHESTRATOR_QUEUE, *self.consumers])
+
+    def _timed(self, queue: str, handler: Handler) -> Handler:
+        """Every delivery's handler time and ending, by queue (the latency histograms)."""
+        metrics = self.metrics
+
+        async def handle(delivery: Delivery) -> None:
+            async with timed(metrics, queue, delivery.attempt):
+                await handler(delivery)
+
+        return handle
 
     async def stop(self) -> None:
         if not self._tasks:

@@ -26,12 +26,14 @@ from orchestrator.errors import (
 )
 from orchestrator.machine import RegistrationMachine
 from orchestrator.model import Context, Outcome, Profile, Registration, State
+from orchestrator.observations import NoMetrics, decided_code, decided_message, observe
 from orchestrator.ports import (
     Clock,
     Commit,
     Delivery,
     FacilityEvent,
     HistoryEntry,
+    Metrics,
     OutboxMessage,
     Store,
     StoredRegistration,
@@ -76,8 +78,10 @@ class Orchestrator:
         conflict_retries: int = 10,
         conflict_backoff: tuple[float, float] = (0.005, 0.25),
         facility_queue: bool = False,
+        metrics: Metrics | None = None,
     ) -> None:
         self._store = store
+        self._metrics: Metrics = metrics or NoMetrics()
         self._clock = clock
         self._profiles = profiles
         self._conflict_retries = conflict_retries
@@ -118,21 +122,20 @@ class Orchestrator:
             registration_id=event.registration_id, event_id=str(event.event_id), event_type=event.type
         )
         if await self._store.is_processed(str(event.event_id)):
-            bound.info("event.duplicate")
-            return HandleResult("duplicate")
+            return self._duplicate(bound, event)
         for conflicts in range(self._conflict_retries):
             stored = await self._store.load(event.registration_id)
             ctx = self._context()
             outcome = self._machine.apply(stored.registration if stored else None, event, ctx)
             if outcome.rejection and outcome.rejection.retryable:
                 bound.info("event.deferred", code=outcome.rejection.code)
+                self._metrics.event_handled(event.type, "deferred")
                 raise RetryLaterError(outcome.rejection.message, code=outcome.rejection.code)
             commit = _commit(stored, outcome, ctx, facility_queue=self._facility_queue)
             try:
                 await self._store.commit(commit)
             except DuplicateEventError:
-                bound.info("event.duplicate")
-                return HandleResult("duplicate")
+                return self._duplicate(bound, event)
             except VersionConflictError:
                 bound.info("event.version_conflict", retry=conflicts + 1)
                 await asyncio.sleep(self._conflict_wait(conflicts))
@@ -140,8 +143,15 @@ class Orchestrator:
             self.committed.set()
             if commit.facility_events:
                 self.facility_heard.notify()
+            observe(self._metrics, outcome)
             return _report(bound, outcome)
+        self._metrics.event_handled(event.type, "conflict")
         raise VersionConflictError(f"registration {event.registration_id} kept changing")
+
+    def _duplicate(self, bound: structlog.typing.FilteringBoundLogger, event: Envelope) -> HandleResult:
+        bound.info("event.duplicate")
+        self._metrics.event_handled(event.type, "duplicate")
+        return HandleResult("duplicate")
 
     def _conflict_wait(self, conflicts: int) -> float:
         """Full jitter: anywhere up to base × 2ⁿ, capped (another process wrote the registration)."""
@@ -199,8 +209,8 @@ def _commit(
         outcome="rejected" if rejection else "applied",
         from_state=outcome.from_state.value,
         to_state=outcome.to_state.value,
-        code=rejection.code if rejection else None,
-        message=rejection.message if rejection else None,
+        code=rejection.code if rejection else decided_code(outcome),
+        message=rejection.message if rejection else decided_message(outcome),
         event=_recorded(event, stored, ctx),
     )
     registration = outcome.applied.registration if outcome.applied else None

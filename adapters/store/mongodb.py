@@ -25,6 +25,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from adapters.store.codec import Sealer
 from adapters.store.documents import envelope_checked, opened, registration_from, registration_plain
+from adapters.store.mongodb_insights import MongoInsights, create_insights_indexes
 from adapters.store.mongodb_listing import MongoListing, create_listing_indexes, listing_fields
 from adapters.store.mongodb_operations import MongoOperations, create_operations_indexes, is_duplicate
 from adapters.store.mongodb_outbound import MongoOutbound, create_outbound_indexes
@@ -55,7 +56,7 @@ def ended_query(before: datetime) -> Doc:
     return {"ended_at": {"$type": "date", "$lt": before}, "state": {"$ne": State.ACTIVATED.value}}
 
 
-class MongoStore(MongoOutbound, MongoOperations, MongoListing):
+class MongoStore(MongoOutbound, MongoOperations, MongoListing, MongoInsights):
     def __init__(self, client: AsyncMongoClient[Doc], db: AsyncDatabase[Doc], sealer: Sealer) -> None:
         self._client = client
         self._db = db
@@ -69,6 +70,7 @@ class MongoStore(MongoOutbound, MongoOperations, MongoListing):
             await create_core_indexes(db)
             await create_outbound_indexes(db)
             await create_operations_indexes(db)
+            await create_insights_indexes(db)
             await create_listing_indexes(db)
             await check_key(db, sealer)
         except BaseException as exc:

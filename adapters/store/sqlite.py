@@ -21,6 +21,7 @@ import aiosqlite
 
 from adapters.store.codec import Sealer, stamp, unstamp
 from adapters.store.documents import envelope_checked, opened, registration_from, registration_plain
+from adapters.store.sqlite_insights import SqliteInsights
 from adapters.store.sqlite_listing import LISTING_NAMES, LISTING_SET, SqliteListing, listing_values
 from adapters.store.sqlite_operations import SqliteOperations
 from adapters.store.sqlite_outbound import SqliteOutbound
@@ -42,7 +43,7 @@ from orchestrator.versions import REGISTRATION_VERSION
 Synchronous = Literal["FULL", "NORMAL"]
 
 
-class SqliteStore(SqliteOutbound, SqliteOperations, SqliteListing):
+class SqliteStore(SqliteOutbound, SqliteOperations, SqliteListing, SqliteInsights):
     """Safe for several processes on one file: writes take the lock up front (BEGIN IMMEDIATE)."""
 
     def __init__(self, db: aiosqlite.Connection, sealer: Sealer) -> None:

@@ -12,6 +12,7 @@ import sqlite3
 import aiosqlite
 
 from adapters.store.codec import Sealer
+from adapters.store.sqlite_insights import INSIGHTS_SCHEMA
 from adapters.store.sqlite_listing import AUDIT_SCHEMA, LISTING_COLUMNS, LISTING_INDEXES
 from adapters.store.sqlite_outbound import OUTBOUND_SCHEMA
 from orchestrator.errors import ConfigurationError
@@ -115,7 +116,7 @@ _SAMPLE = 8
 
 
 async def prepare(db: aiosqlite.Connection, sealer: Sealer) -> None:
-    await db.executescript(CORE_SCHEMA + OUTBOUND_SCHEMA + OPERATIONS_SCHEMA + AUDIT_SCHEMA)
+    await db.executescript(CORE_SCHEMA + OUTBOUND_SCHEMA + OPERATIONS_SCHEMA + AUDIT_SCHEMA + INSIGHTS_SCHEMA)
     await db.execute("BEGIN IMMEDIATE")
     try:
         await _add_columns(db)

@@ -48,7 +48,7 @@ async def connect(prefix: str):
 
 
 def worker(
-    tmp_path: Path, prefix: str, ca_dir: Path, n: int, port: int
+    tmp_path: Path, prefix: str, ca_dir: Path, n: int, port: int, extra: dict[str, str] | None = None
 ) -> tuple[subprocess.Popen[bytes], Path]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HONNIN_")}
     env |= {
@@ -65,6 +65,7 @@ def worker(
         "HONNIN_HTTP_PORT": str(port),  # the steps come over the broker; the feed is read over HTTP
         "HONNIN_FACILITY_TOKENS": f"{FACILITY}:{TOKEN}",
     }
+    env |= extra or {}
     log = tmp_path / f"worker-{n}.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(

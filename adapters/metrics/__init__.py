@@ -1,0 +1,1 @@
+"""Metrics: Prometheus (prometheus_client), and a recording fake beside it."""
