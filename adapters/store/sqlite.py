@@ -1,4 +1,4 @@
-"""The embedded store: one SQLite file in WAL mode; one transaction per commit, outbox included.
+"""The embedded store: one SQLite file in WAL mode; each commit, outbox included, in one transaction.
 
 Commits are durable by default (`synchronous=FULL`: a commit acknowledged is on disk even after a
 power loss, before the relay hands its events to the broker); `NORMAL` may lose the last commits
@@ -9,10 +9,9 @@ quarantine (sqlite_operations) instead of failing the read that meets them again
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
@@ -24,6 +23,7 @@ from adapters.store.documents import envelope_checked, opened, registration_from
 from adapters.store.sqlite_operations import SqliteOperations
 from adapters.store.sqlite_outbound import SqliteOutbound
 from adapters.store.sqlite_schema import prepare
+from adapters.store.sqlite_writer import GroupWriter, Readers
 from orchestrator.errors import (
     ConfigurationError,
     CorruptRowError,
@@ -39,15 +39,19 @@ from orchestrator.ports import Commit, HistoryEntry, OutboxMessage, StoredRegist
 from orchestrator.versions import REGISTRATION_VERSION
 
 Synchronous = Literal["FULL", "NORMAL"]
+READERS = 2
+"""Reader connections beside the writer: each has a thread, so reads overlap the writer's fsync."""
 
 
 class SqliteStore(SqliteOutbound, SqliteOperations):
     """Safe for several processes on one file: writes take the lock up front (BEGIN IMMEDIATE)."""
 
-    def __init__(self, db: aiosqlite.Connection, sealer: Sealer) -> None:
-        self._db = db
+    def __init__(
+        self, db: aiosqlite.Connection, sealer: Sealer, readers: Sequence[aiosqlite.Connection]
+    ) -> None:
+        self._writer = GroupWriter(db)  # every write, batched into group commits
+        self._readers = Readers(readers)  # every read outside a write, with no lock of ours
         self._sealer = sealer
-        self._lock = asyncio.Lock()  # one connection, one transaction at a time
 
     @classmethod
     async def open(
@@ -57,56 +61,38 @@ class SqliteStore(SqliteOutbound, SqliteOperations):
         *,
         busy_timeout_ms: int = 10_000,
         synchronous: Synchronous = "FULL",
+        readers: int = READERS,
     ) -> SqliteStore:
         if synchronous not in ("FULL", "NORMAL"):
             raise ConfigurationError("synchronous is FULL or NORMAL")
+        opened_: list[aiosqlite.Connection] = []
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            db = await aiosqlite.connect(path, isolation_level=None)
-        except (sqlite3.Error, OSError) as exc:
-            raise StoreUnavailableError(
-                f"cannot open the SQLite store at {path}: {exception_kind(exc)}"
-            ) from exc
-        try:
-            await db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            await db.execute("PRAGMA journal_mode = WAL")
-            await db.execute(f"PRAGMA synchronous = {synchronous}")
-            await prepare(db, sealer)
+            for _ in range(1 + readers):
+                db = await aiosqlite.connect(path, isolation_level=None)
+                opened_.append(db)
+                await db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+                await db.execute(f"PRAGMA synchronous = {synchronous}")
+                if len(opened_) == 1:
+                    await db.execute("PRAGMA journal_mode = WAL")
+                    await prepare(db, sealer)
         except BaseException as exc:
-            await _close_after_failure(db)  # its thread would keep the process alive
-            if isinstance(exc, sqlite3.Error):
+            for db in opened_:
+                await _close_after_failure(db)  # its thread would keep the process alive
+            if isinstance(exc, (sqlite3.Error, OSError)):
                 raise StoreUnavailableError(
                     f"cannot open the SQLite store at {path}: {exception_kind(exc)}"
                 ) from exc
             raise
-        return cls(db, sealer)
+        return cls(opened_[0], sealer, opened_[1:])
 
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """BEGIN IMMEDIATE … COMMIT; on any exit by exception, cancellation included, ROLLBACK.
-
-        The connection's thread runs statements in order, so a ROLLBACK queued after a
-        cancelled BEGIN still ends that BEGIN's transaction.
-        """
-        async with self._lock:
-            try:
-                await self._db.execute("BEGIN IMMEDIATE")
-                yield self._db
-                await self._db.execute("COMMIT")
-            except BaseException as exc:
-                with contextlib.suppress(sqlite3.Error, ValueError):
-                    await self._db.execute("ROLLBACK")  # "no transaction is active" is fine
-                if isinstance(exc, sqlite3.OperationalError):  # locked, busy, I/O: may pass
-                    raise StoreUnavailableError(f"the SQLite store failed: {exception_kind(exc)}") from exc
-                raise
+    def _transaction(self) -> AbstractAsyncContextManager[aiosqlite.Connection]:
+        """BEGIN IMMEDIATE … COMMIT, shared with the other writes queued in this process (group
+        commit); on any exit by exception, cancellation included, this body's writes are undone."""
+        return self._writer.transaction()
 
     async def _fetch(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
-        async with self._lock:
-            try:
-                async with self._db.execute(sql, params) as cursor:
-                    return list(await cursor.fetchall())
-            except sqlite3.OperationalError as exc:
-                raise StoreUnavailableError(f"the SQLite store failed: {exception_kind(exc)}") from exc
+        return await self._readers.fetch(sql, params)
 
     async def load(self, registration_id: str) -> StoredRegistration | None:
         rows = await self._fetch(
@@ -345,7 +331,9 @@ class SqliteStore(SqliteOutbound, SqliteOperations):
         return int(rows[0][0])
 
     async def close(self) -> None:
-        await self._db.close()
+        await self._writer.close()
+        await self._readers.close()
+        await self._writer.db.close()
 
 
 async def _close_after_failure(db: aiosqlite.Connection) -> None:
