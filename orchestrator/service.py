@@ -10,8 +10,8 @@ import json
 import random
 import secrets
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass, field, replace
+from typing import Literal, Protocol
 
 import structlog
 
@@ -32,6 +32,7 @@ from orchestrator.ports import (
     Delivery,
     FacilityEvent,
     HistoryEntry,
+    OutboxLease,
     OutboxMessage,
     Store,
     StoredRegistration,
@@ -51,6 +52,14 @@ class HandleResult:
     state: State | None = None
     code: str | None = None
     message: str | None = None
+
+
+class DirectPath(Protocol):
+    """The relay of this worker, publishing a commit's messages itself right after the commit."""
+
+    def lease(self) -> OutboxLease: ...
+
+    def hand_over(self, messages: Sequence[OutboxMessage]) -> None: ...
 
 
 @dataclass
@@ -86,6 +95,7 @@ class Orchestrator:
         self._machine = RegistrationMachine()
         self._turns: dict[str, _Turn] = {}
         self.committed = asyncio.Event()  # wakes the outbox relay
+        self.direct: DirectPath | None = None  # set while this worker's relay runs
         self.facility_heard = Wakeup()  # wakes feed long polls and the delivery worker
 
     def _context(self) -> Context:
@@ -128,6 +138,9 @@ class Orchestrator:
                 bound.info("event.deferred", code=outcome.rejection.code)
                 raise RetryLaterError(outcome.rejection.message, code=outcome.rejection.code)
             commit = _commit(stored, outcome, ctx, facility_queue=self._facility_queue)
+            direct = self.direct if commit.outbox else None
+            if direct is not None:
+                commit = replace(commit, lease=direct.lease())
             try:
                 await self._store.commit(commit)
             except DuplicateEventError:
@@ -137,6 +150,8 @@ class Orchestrator:
                 bound.info("event.version_conflict", retry=conflicts + 1)
                 await asyncio.sleep(self._conflict_wait(conflicts))
                 continue
+            if direct is not None:
+                direct.hand_over(commit.outbox)
             self.committed.set()
             if commit.facility_events:
                 self.facility_heard.notify()

@@ -202,6 +202,7 @@ class MongoStore(MongoOutbound, MongoOperations):
             await self._insert_outbox(commit, seq, session)
 
     async def _insert_outbox(self, commit: Commit, seq: int, session: AsyncClientSession) -> None:
+        lease = commit.lease
         try:
             await self._db.outbox.insert_many(
                 [
@@ -213,8 +214,8 @@ class MongoStore(MongoOutbound, MongoOperations):
                         "created_at": m.created_at,
                         "idx": seq + i,
                         "sent_at": None,
-                        "claimed_by": None,
-                        "claimed_until": None,
+                        "claimed_by": lease.worker if lease else None,
+                        "claimed_until": lease.until if lease else None,
                     }
                     for i, m in enumerate(commit.outbox)
                 ],

@@ -86,6 +86,11 @@ class SqliteStore(SqliteOutbound, SqliteOperations):
             raise
         return cls(opened_[0], sealer, opened_[1:])
 
+    @property
+    def _db(self) -> aiosqlite.Connection:
+        """The writer connection (tests close it to play a lost database)."""
+        return self._writer.db
+
     def _transaction(self) -> AbstractAsyncContextManager[aiosqlite.Connection]:
         """BEGIN IMMEDIATE … COMMIT, shared with the other writes queued in this process (group
         commit); on any exit by exception, cancellation included, this body's writes are undone."""
@@ -192,10 +197,11 @@ class SqliteStore(SqliteOutbound, SqliteOperations):
                 self._sealer.seal(h.event, f"history:{h.event_id}"),
             ),
         )
+        lease = commit.lease
         try:
             await db.executemany(
-                "INSERT INTO outbox (message_id, routing_key, registration_id, body, created_at)"
-                " VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO outbox (message_id, routing_key, registration_id, body, created_at,"
+                " claimed_by, claimed_until) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         m.message_id,
@@ -203,6 +209,8 @@ class SqliteStore(SqliteOutbound, SqliteOperations):
                         m.registration_id,
                         self._sealer.seal(m.body, f"outbox:{m.message_id}"),
                         stamp(m.created_at),
+                        lease.worker if lease else None,
+                        stamp(lease.until) if lease else None,
                     )
                     for m in commit.outbox
                 ],

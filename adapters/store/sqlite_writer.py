@@ -114,8 +114,8 @@ class GroupWriter:
             return
         try:
             await self.db.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            first.turn.set_exception(_unavailable(exc))
+        except Exception as exc:  # a closed connection raises ValueError: the caller sees it as is
+            first.turn.set_exception(_unavailable(exc) if isinstance(exc, sqlite3.Error) else exc)
             return
         kept: list[_Slot] = []
         slot: _Slot | None = first
