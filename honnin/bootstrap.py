@@ -124,6 +124,7 @@ async def make_bus(settings: Settings, store: Store) -> Bus:
         redelivery_cap=settings.redelivery_cap_seconds,
         redelivery_window=settings.redelivery_window_seconds,
         dead_letters_to=store,
+        concurrency=settings.inprocess_concurrency,
     )
 
 

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     rabbitmq_exchange: str = "honnin"
     rabbitmq_queue_prefix: str = Field("", description="isolates several Honnin installations on one broker")
     rabbitmq_prefetch: PositiveInt = 32
+    inprocess_concurrency: PositiveInt = Field(
+        32, description="deliveries each in-process consumer handles at once (the embedded bus's prefetch)"
+    )
     data_key: SecretStr | None = Field(
         None, description="32 bytes, base64: encrypts personal facts at rest (default: DATA_DIR/data.key)"
     )

@@ -182,8 +182,7 @@ class Readers:
 
     async def fetch(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
         try:
-            async with next(self._turns).execute(sql, params) as cursor:
-                return list(await cursor.fetchall())
+            return list(await next(self._turns).execute_fetchall(sql, params))  # one hop to its thread
         except sqlite3.OperationalError as exc:
             raise _unavailable(exc) from exc
 
