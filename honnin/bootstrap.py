@@ -11,6 +11,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from adapters.bus.inprocess import InProcessBus
+from adapters.ca_revocation.pipeline import inline
+from adapters.ca_revocation.processes import ProcessRunner
 from adapters.ca_revocation.revocation import RevocationSource
 from adapters.ca_revocation.worker import Verifier
 from adapters.card_bridge.links import Links, link_key
@@ -53,6 +55,7 @@ class App:
     sender: WebhookSender
     webhook_policy: AddressPolicy
     feed_key: bytes = b""
+    cpu: ProcessRunner | None = None  # the verifier's process pool, when it has one
 
     async def close(self) -> None:
         await self.runtime.stop()
@@ -61,6 +64,8 @@ class App:
         await self.sender.close()
         if self.revocation is not None:
             await self.revocation.close()
+        if self.cpu is not None:
+            await self.cpu.close()
         await self.store.close()
 
 
@@ -217,7 +222,8 @@ def _wire(
         interval_seconds=settings.sweep_interval_seconds,
     )
     revocation = verification.revocation_source(settings, clock)
-    pipelines = verification.pipelines(settings, revocation, clock)
+    cpu = verification.cpu_runner(settings)
+    pipelines = verification.pipelines(settings, revocation, clock, run=cpu or inline)
     verifier = Verifier(store, bus, pipelines["facility"], clock, by_profile=pipelines)
     consumers = {VERIFIER_QUEUE: verifier.on_delivery} if settings.verifier_enabled else {}
     mailer = make_mailer(settings, clock)
@@ -253,4 +259,5 @@ def _wire(
         delivery,
         sender,
         policy,
+        cpu=cpu,
     )
