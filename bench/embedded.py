@@ -34,7 +34,13 @@ FLOW = (
     "verification.completed",
     "registration.complete_requested",
 )
-APPLICANT = {"login_id": "user-bench", "user_type": "勤労者", "user_category": "個人"}
+APPLICANT = {
+    "login_id": "user-bench",
+    "user_type": "勤労者",
+    "user_category": "個人",
+    "name": "公的　花子",
+    "address": "東京都千代田区千代田１－１",
+}
 
 
 class Latencies:

@@ -44,10 +44,11 @@ class Plan:
     floor: int  # registrations the SQLite floor writes
     memory: tuple[int, int]  # registrations at the two memory readings
     concurrency: int  # registrations in flight in the drivers
+    latency: int  # registrations driven one at a time for the latency table
 
 
-FULL = Plan(rabbitmq=2000, embedded=2000, floor=2000, memory=(10_000, 100_000), concurrency=64)
-QUICK = Plan(rabbitmq=300, embedded=300, floor=300, memory=(2_000, 6_000), concurrency=64)
+FULL = Plan(rabbitmq=2000, embedded=2000, floor=2000, memory=(10_000, 100_000), concurrency=64, latency=300)
+QUICK = Plan(rabbitmq=200, embedded=200, floor=300, memory=(1_000, 3_000), concurrency=64, latency=50)
 
 
 async def rabbitmq(plan: Plan, workers: int) -> float:
@@ -60,20 +61,28 @@ async def rabbitmq(plan: Plan, workers: int) -> float:
     return e2e / floor
 
 
-async def embedded(plan: Plan) -> tuple[float, Latencies]:
+async def embedded(plan: Plan) -> tuple[float, Latencies, Latencies]:
+    """Throughput with `concurrency` registrations in flight; latency one registration at a time
+    too (a transition's own time, without the queue of the others in front of it)."""
     with tempfile.TemporaryDirectory() as directory:
-        e2e, latencies = await embedded_end_to_end(plan.embedded, Path(directory), plan.concurrency)
+        e2e, loaded = await embedded_end_to_end(plan.embedded, Path(directory), plan.concurrency)
     print(f"embedded: honnin end to end: {e2e:8.1f} registrations/s ({plan.embedded})")
+    with tempfile.TemporaryDirectory() as directory:
+        _, alone = await embedded_end_to_end(plan.latency, Path(directory), 1)
     with tempfile.TemporaryDirectory() as directory:
         floor = sqlite_floor(plan.floor, Path(directory) / "floor.db")
     print(f"embedded: bare SQLite floor, 5 version-checked updates: {floor:8.1f} registrations/s")
-    return e2e / floor, latencies
+    return e2e / floor, alone, loaded
 
 
-def report_latencies(latencies: Latencies) -> None:
-    print("transition (embedded)              n     p50 ms   p99 ms")
-    for kind, p50, p99, n in latencies.summary():
-        print(f"  {kind:<30} {n:6d} {p50:9.2f} {p99:8.2f}")
+def report_latencies(alone: Latencies, loaded: Latencies, concurrency: int) -> None:
+    print(
+        f"transition (embedded, ms)         one at a time: p50    p99   {concurrency} in flight: p50    p99"
+    )
+    under = {kind: (p50, p99) for kind, p50, p99, _ in loaded.summary()}
+    for kind, p50, p99, _ in alone.summary():
+        busy50, busy99 = under.get(kind, (0.0, 0.0))
+        print(f"  {kind:<32} {p50:14.2f} {p99:6.2f} {busy50:17.2f} {busy99:6.2f}")
 
 
 async def memory(plan: Plan) -> None:
@@ -90,8 +99,8 @@ async def main(plan: Plan, workers: int, parts: set[str]) -> None:
     if "rabbitmq" in parts:
         ratios["rabbitmq"] = await rabbitmq(plan, workers)
     if "embedded" in parts:
-        ratios["embedded"], latencies = await embedded(plan)
-        report_latencies(latencies)
+        ratios["embedded"], alone, loaded = await embedded(plan)
+        report_latencies(alone, loaded, plan.concurrency)
     if "memory" in parts:
         await memory(plan)
     for name, ratio in ratios.items():

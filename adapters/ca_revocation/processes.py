@@ -30,7 +30,9 @@ class ProcessRunner:
         if processes < 1:
             raise ValueError("a process pool needs at least one process")
         self.processes = processes
-        self._pool = ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context("spawn"))
+        self._pool = ProcessPoolExecutor(
+            max_workers=processes, mp_context=multiprocessing.get_context("spawn")
+        )
 
     async def __call__(self, function: Callable[..., T], /, *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, function, *args)

@@ -119,11 +119,14 @@ class GroupWriter:
             return
         kept: list[_Slot] = []
         slot: _Slot | None = first
+        room = min(self._batch, len(self._queue) + 1)  # those queued now: the write lock, which
+        # other processes wait for, is not held open for callers still to come
         try:
             while slot is not None:
                 if await self._serve(slot):
                     kept.append(slot)
-                slot = self._next() if len(kept) < self._batch else None
+                room -= 1
+                slot = self._next() if room > 0 else None
             await self.db.execute("COMMIT")
         except BaseException as exc:
             with contextlib.suppress(sqlite3.Error, ValueError):
