@@ -52,6 +52,7 @@ class HandleResult:
     state: State | None = None
     code: str | None = None
     message: str | None = None
+    registration: Registration | None = None  # as this event left it, when applied (no reload)
 
 
 class DirectPath(Protocol):
@@ -106,9 +107,11 @@ class Orchestrator:
             jitter=random.random(),  # noqa: S311 - jitter, not a secret
         )
 
-    async def handle(self, event: Envelope) -> HandleResult:
+    async def handle(self, event: Envelope, known: StoredRegistration | None = None) -> HandleResult:
+        """`known`: the registration as the caller just read it, saving the first load (a stale one
+        only costs a version conflict and a fresh load)."""
         async with self._turn(event.registration_id):
-            return await self._handle(event)
+            return await self._handle(event, known)
 
     @contextlib.asynccontextmanager
     async def _turn(self, registration_id: str) -> AsyncIterator[None]:
@@ -123,7 +126,7 @@ class Orchestrator:
             if not turn.users:
                 del self._turns[registration_id]
 
-    async def _handle(self, event: Envelope) -> HandleResult:
+    async def _handle(self, event: Envelope, known: StoredRegistration | None = None) -> HandleResult:
         bound = log.bind(
             registration_id=event.registration_id, event_id=str(event.event_id), event_type=event.type
         )
@@ -131,7 +134,11 @@ class Orchestrator:
             bound.info("event.duplicate")
             return HandleResult("duplicate")
         for conflicts in range(self._conflict_retries):
-            stored = await self._store.load(event.registration_id)
+            stored = (
+                known
+                if conflicts == 0 and known is not None
+                else await self._store.load(event.registration_id)
+            )
             ctx = self._context()
             outcome = self._machine.apply(stored.registration if stored else None, event, ctx)
             if outcome.rejection and outcome.rejection.retryable:
@@ -273,4 +280,5 @@ def _report(bound: structlog.typing.FilteringBoundLogger, outcome: Outcome) -> H
         bound.warning("event.rejected", state=outcome.from_state.value, code=outcome.rejection.code)
         return HandleResult("rejected", outcome.from_state, outcome.rejection.code, outcome.rejection.message)
     bound.info("event.applied", from_state=outcome.from_state.value, to_state=outcome.to_state.value)
-    return HandleResult("applied", outcome.to_state)
+    after = outcome.applied.registration if outcome.applied else None
+    return HandleResult("applied", outcome.to_state, registration=after)
