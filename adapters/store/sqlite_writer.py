@@ -16,13 +16,18 @@ import contextlib
 import itertools
 import sqlite3
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
 
 import aiosqlite
 
 from orchestrator.errors import StoreUnavailableError, exception_kind
+
+T = TypeVar("T")
+Job = Callable[[sqlite3.Connection], Any]
+"""A write done whole in the writer's thread: one hand-off for a run of them, not one a statement."""
 
 BATCH = 64
 """Callers one COMMIT serves at most: enough to share the fsync, few enough to keep latency low."""
@@ -45,6 +50,8 @@ class _Slot:
     turn: asyncio.Future[None]  # writer → caller: its savepoint is open, the body may run
     done: asyncio.Future[bool]  # caller → writer: the body finished (False: roll it back)
     committed: asyncio.Future[None] = field(init=False)  # writer → caller: the COMMIT's outcome
+    job: Job | None = None  # a job slot: no body in the caller's task, `value` its result
+    value: Any = None
 
     def __post_init__(self) -> None:
         self.committed = self.turn.get_loop().create_future()
@@ -89,6 +96,20 @@ class GroupWriter:
         slot.done.set_result(True)
         await asyncio.shield(slot.committed)
 
+    async def run(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        """`job` inside this process's next group transaction, in the writer's thread; its result
+        once the COMMIT is on disk. Cancelled before its turn, it is skipped; after, it completes."""
+        loop = asyncio.get_running_loop()
+        slot = _Slot(loop.create_future(), loop.create_future(), job=job)
+        self._enqueue(slot)
+        try:
+            await asyncio.shield(slot.committed)
+        except asyncio.CancelledError:
+            if not slot.turn.done():
+                slot.turn.cancel()
+            raise
+        return cast(T, slot.value)
+
     def _enqueue(self, slot: _Slot) -> None:
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="sqlite-writer")
@@ -115,18 +136,17 @@ class GroupWriter:
         try:
             await self.db.execute("BEGIN IMMEDIATE")
         except Exception as exc:  # a closed connection raises ValueError: the caller sees it as is
-            first.turn.set_exception(_unavailable(exc) if isinstance(exc, sqlite3.Error) else exc)
+            error = _unavailable(exc) if isinstance(exc, sqlite3.Error) else exc
+            if first.job is None:
+                first.turn.set_exception(error)
+            else:
+                first.committed.set_exception(error)
             return
         kept: list[_Slot] = []
-        slot: _Slot | None = first
         room = min(self._batch, len(self._queue) + 1)  # those queued now: the write lock, which
         # other processes wait for, is not held open for callers still to come
         try:
-            while slot is not None:
-                if await self._serve(slot):
-                    kept.append(slot)
-                room -= 1
-                slot = self._next() if room > 0 else None
+            await self._serve_all(first, room, kept)
             await self.db.execute("COMMIT")
         except BaseException as exc:
             with contextlib.suppress(sqlite3.Error, ValueError):
@@ -140,6 +160,47 @@ class GroupWriter:
         self.members += len(kept)
         for member in kept:
             member.committed.set_result(None)
+
+    async def _serve_all(self, first: _Slot, room: int, kept: list[_Slot]) -> None:
+        """Up to `room` callers; a run of job slots goes to the writer's thread in one hand-off."""
+        slot: _Slot | None = first
+        taken = 0
+        while slot is not None:
+            taken += 1
+            if slot.job is None:
+                if await self._serve(slot):
+                    kept.append(slot)
+                slot = self._next() if taken < room else None
+                continue
+            jobs, slot = [slot], None
+            while taken < room and (candidate := self._next()) is not None:
+                if candidate.job is None:
+                    slot = candidate
+                    break
+                taken += 1
+                jobs.append(candidate)
+            kept += await self._run_jobs(jobs)
+
+    async def _run_jobs(self, jobs: list[_Slot]) -> list[_Slot]:
+        """Each job in its savepoint, all in one call on the writer's thread; the failed told now."""
+        for job in jobs:
+            job.turn.set_result(None)  # started: a cancelled caller no longer takes it back
+        try:
+            thread = self.db._execute  # aiosqlite's own hand-off to the connection's thread
+            outcomes = await thread(_jobs_in_thread, self.db._conn, [j.job for j in jobs])  # type: ignore[no-untyped-call]
+        except BaseException as exc:
+            for job in jobs:
+                job.committed.set_exception(_unavailable(exc) if isinstance(exc, sqlite3.Error) else exc)
+            raise
+        kept = []
+        for job, (ok, value) in zip(jobs, outcomes, strict=True):
+            if ok:
+                job.value = value
+                kept.append(job)
+            else:
+                failed = _unavailable(value) if isinstance(value, sqlite3.OperationalError) else value
+                job.committed.set_exception(failed)
+        return kept
 
     def _next(self) -> _Slot | None:
         """The next caller still waiting for its turn (a cancelled one has gone)."""
@@ -193,3 +254,20 @@ class Readers:
         for connection in self.connections:
             with contextlib.suppress(sqlite3.Error, ValueError):
                 await connection.close()
+
+
+def _jobs_in_thread(conn: sqlite3.Connection, jobs: list[Job]) -> list[tuple[bool, Any]]:
+    """Runs on the writer's thread: every job in a savepoint of its own, its outcome kept."""
+    outcomes: list[tuple[bool, Any]] = []
+    for job in jobs:
+        conn.execute("SAVEPOINT member")
+        try:
+            value = job(conn)
+        except Exception as exc:
+            conn.execute("ROLLBACK TO member")
+            conn.execute("RELEASE member")
+            outcomes.append((False, exc))
+            continue
+        conn.execute("RELEASE member")
+        outcomes.append((True, value))
+    return outcomes
