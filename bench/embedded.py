@@ -170,18 +170,30 @@ async def memory_growth(marks: tuple[int, int], tmp: Path, concurrency: int) -> 
 
     await app.bus.consume(VERIFIER_QUEUE, taken)
     certificate = base64.b64encode(DevCA.create().issue(Person()).der).decode()
-    gate = asyncio.Semaphore(concurrency)
     readings: list[tuple[int, int]] = []
     try:
         done = 0
         for mark in marks:
-            await asyncio.gather(*(_flow(app, i, certificate, gate) for i in range(done, mark)))
+            await _drive(app, range(done, mark), certificate, concurrency)
             done = mark
             gc.collect()
             readings.append((mark, resident_bytes()))
     finally:
         await app.close()
     return readings
+
+
+async def _drive(app: App, indexes: range, certificate: str, concurrency: int) -> None:
+    """`concurrency` drivers taking the next registration in turn: the driver's own memory stays
+    the same whatever the count (a task per registration would be the bench growing, not Honnin)."""
+    numbers = iter(indexes)
+    gate = asyncio.Semaphore(concurrency)
+
+    async def driver() -> None:
+        for i in numbers:
+            await _flow(app, i, certificate, gate)
+
+    await asyncio.gather(*(driver() for _ in range(concurrency)))
 
 
 async def _flow(app: App, i: int, certificate: str, gate: asyncio.Semaphore) -> None:
