@@ -22,7 +22,7 @@ import asyncio
 import logging
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,5 +118,9 @@ if __name__ == "__main__":
         choices=["rabbitmq", "embedded", "memory"],
         default=["rabbitmq", "embedded", "memory"],
     )
+    parser.add_argument("--memory", nargs=2, type=int, metavar=("A", "B"), help="the two memory readings")
     args = parser.parse_args()
-    asyncio.run(main(QUICK if args.quick else FULL, args.workers, set(args.only)))
+    plan = QUICK if args.quick else FULL
+    if args.memory:
+        plan = replace(plan, memory=(args.memory[0], args.memory[1]))
+    asyncio.run(main(plan, args.workers, set(args.only)))
