@@ -133,6 +133,9 @@ class GroupWriter:
         first = self._next()
         if first is None:
             return
+        if first.job is not None:
+            await self._jobs_batch(first)
+            return
         try:
             await self.db.execute("BEGIN IMMEDIATE")
         except Exception as exc:  # a closed connection raises ValueError: the caller sees it as is
@@ -160,6 +163,37 @@ class GroupWriter:
         self.members += len(kept)
         for member in kept:
             member.committed.set_result(None)
+
+    async def _jobs_batch(self, first: _Slot) -> None:
+        """Queued jobs, BEGIN to COMMIT in one call on the writer's thread: no transaction is ever
+        left open while this process's event loop is busy elsewhere (or blocked)."""
+        jobs = [first]
+        room = min(self._batch, len(self._queue) + 1)
+        while len(jobs) < room and (candidate := self._next()) is not None:
+            if candidate.job is None:
+                self._queue.appendleft(candidate)  # a body of its own: the next batch serves it
+                break
+            jobs.append(candidate)
+        for job in jobs:
+            job.turn.set_result(None)  # started: a cancelled caller no longer takes it back
+        try:
+            thread = self.db._execute  # aiosqlite's own hand-off to the connection's thread
+            outcomes = await thread(_batch_in_thread, self.db._conn, [j.job for j in jobs])  # type: ignore[no-untyped-call]
+        except BaseException as exc:
+            for job in jobs:
+                job.committed.set_exception(_unavailable(exc) if isinstance(exc, sqlite3.Error) else exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        self.commits += 1
+        for job, (ok, value) in zip(jobs, outcomes, strict=True):
+            if ok:
+                self.members += 1
+                job.value = value
+                job.committed.set_result(None)
+            else:
+                failed = _unavailable(value) if isinstance(value, sqlite3.OperationalError) else value
+                job.committed.set_exception(failed)
 
     async def _serve_all(self, first: _Slot, room: int, kept: list[_Slot]) -> None:
         """Up to `room` callers; a run of job slots goes to the writer's thread in one hand-off."""
@@ -270,4 +304,17 @@ def _jobs_in_thread(conn: sqlite3.Connection, jobs: list[Job]) -> list[tuple[boo
             continue
         conn.execute("RELEASE member")
         outcomes.append((True, value))
+    return outcomes
+
+
+def _batch_in_thread(conn: sqlite3.Connection, jobs: list[Job]) -> list[tuple[bool, Any]]:
+    """BEGIN IMMEDIATE, the jobs each in its savepoint, COMMIT (ROLLBACK if that fails)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        outcomes = _jobs_in_thread(conn, jobs)
+        conn.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        raise
     return outcomes
