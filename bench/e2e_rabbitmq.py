@@ -94,6 +94,9 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+PROFILE_DIR = os.environ.get("BENCH_PROFILE_DIR")  # set: each worker writes a cProfile there
+
+
 def start_worker(tmp: Path, prefix: str, n: int, port: int) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HONNIN_")}
     env |= {
@@ -111,10 +114,13 @@ def start_worker(tmp: Path, prefix: str, n: int, port: int) -> subprocess.Popen[
         "HONNIN_HTTP_PORT": str(port),  # steps come over the broker; the feed is read over HTTP
         "HONNIN_FACILITY_TOKENS": f"{FACILITY}:{TOKEN}",
     }
-    return subprocess.Popen([sys.executable, "-m", "honnin.cli", "run"], cwd=ROOT, env=env)
+    profile = ["-m", "cProfile", "-o", f"{PROFILE_DIR}/worker-{n}.prof"] if PROFILE_DIR else []
+    return subprocess.Popen([sys.executable, *profile, "-m", "honnin.cli", "run"], cwd=ROOT, env=env)
 
 
-async def end_to_end(n: int, workers: int, tmp: Path) -> float:
+async def end_to_end(n: int, workers: int, tmp: Path, concurrency: int = 1) -> float:
+    """Registrations per second; `concurrency` registrations are started at once, as many
+    facility pages and phones would."""
     prefix = f"bench{uuid.uuid4().hex[:6]}."
     now = datetime.now(UTC)
     ca = DevCA.create(now=now - timedelta(days=1))
@@ -132,8 +138,13 @@ async def end_to_end(n: int, workers: int, tmp: Path) -> float:
         await emulator.listen()
         await asyncio.sleep(2)  # let the workers connect: their start-up is not what is measured
         started = time.perf_counter()
-        for i in range(n):
-            await emulator.register(f"reg-bench-{i:06d}")
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(i: int) -> None:
+            async with gate:
+                await emulator.register(f"reg-bench-{i:06d}")
+
+        await asyncio.gather(*(one(i) for i in range(n)))
         missing = await emulator.wait_activated(within=600)
         elapsed = time.perf_counter() - started
         assert not missing, f"{len(missing)} registrations not activated"

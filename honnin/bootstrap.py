@@ -13,6 +13,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from adapters.bus.inprocess import InProcessBus
+from adapters.ca_revocation.pipeline import inline
+from adapters.ca_revocation.processes import ProcessRunner
 from adapters.ca_revocation.revocation import RevocationSource
 from adapters.ca_revocation.worker import Verifier
 from adapters.card_bridge.links import Links, link_key
@@ -60,6 +62,7 @@ class App:
     metrics: PrometheusMetrics
     feed_key: bytes = b""
     console_key: bytes = b""
+    cpu: ProcessRunner | None = None  # the verifier's process pool, when it has one
     operations: Operations = field(init=False)  # the operator service (`honnin ops`, /ops/v1)
 
     async def standing(self) -> Standing:
@@ -73,6 +76,8 @@ class App:
         await self.sender.close()
         if self.revocation is not None:
             await self.revocation.close()
+        if self.cpu is not None:
+            await self.cpu.close()
         await self.store.close()
 
 
@@ -136,6 +141,7 @@ async def make_bus(settings: Settings, store: Store) -> Bus:
         redelivery_cap=settings.redelivery_cap_seconds,
         redelivery_window=settings.redelivery_window_seconds,
         dead_letters_to=store,
+        concurrency=settings.inprocess_concurrency,
     )
 
 
@@ -288,7 +294,8 @@ def _wire(
         interval_seconds=settings.sweep_interval_seconds,
     )
     revocation = verification.revocation_source(settings, clock)
-    pipelines = verification.pipelines(settings, revocation, clock)
+    cpu = verification.cpu_runner(settings)
+    pipelines = verification.pipelines(settings, revocation, clock, run=cpu or inline)
     verifier = Verifier(store, bus, pipelines["facility"], clock, by_profile=pipelines)
     consumers = {VERIFIER_QUEUE: verifier.on_delivery} if settings.verifier_enabled else {}
     mailer = make_mailer(settings, clock)
@@ -326,4 +333,5 @@ def _wire(
         sender,
         policy,
         metrics,
+        cpu=cpu,
     )

@@ -142,8 +142,9 @@ class CardEmulator:
                 log.info("emulator.feed_failed", error=type(exc).__name__)
                 await asyncio.sleep(0.2)
                 continue
-            for event in events:
-                await self._on_facility(event)
+            await asyncio.gather(*(self._on_facility(event) for event in events))  # a page's
+            # registrations answer at once, as many phones would; one registration's events are
+            # never in one page together (each waits for the answer to the one before)
 
     async def close(self) -> None:
         if self._listening is not None:

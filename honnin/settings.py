@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     rabbitmq_exchange: str = "honnin"
     rabbitmq_queue_prefix: str = Field("", description="isolates several Honnin installations on one broker")
     rabbitmq_prefetch: PositiveInt = 32
+    inprocess_concurrency: PositiveInt = Field(
+        32, description="deliveries each in-process consumer handles at once (the embedded bus's prefetch)"
+    )
     data_key: SecretStr | None = Field(
         None, description="32 bytes, base64: encrypts personal facts at rest (default: DATA_DIR/data.key)"
     )
@@ -93,6 +96,11 @@ class Settings(BaseSettings):
     )
     worker_id: str = Field(default_factory=_default_worker_id)
     verifier_enabled: bool = Field(True, description="this worker also serves the verifier queue")
+    verifier_processes: int | None = Field(
+        None,
+        ge=0,
+        description="processes for the CPU-bound checks: default one per core; 0 runs them in this one",
+    )
     http_enabled: bool = Field(True, description="this worker serves the facility API and the card bridge")
     http_host: str = "127.0.0.1"
     http_port: int = Field(8080, ge=0, le=65535)

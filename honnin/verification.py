@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 
@@ -29,6 +30,7 @@ from adapters.ca_revocation.pipeline import (
     Step,
     inline,
 )
+from adapters.ca_revocation.processes import ProcessRunner
 from adapters.ca_revocation.revocation import OcspSource, RevocationSource
 from adapters.ca_revocation.revocation_crl import CrlFileSource
 from adapters.ca_revocation.revocation_platform import PlatformApiSource
@@ -55,6 +57,16 @@ def intermediates(settings: Settings) -> list[bytes]:
 def uses_fast_path(settings: Settings) -> bool:
     """The one-tier JPKI hierarchy: no intermediates configured, and no operator asking for pyhanko."""
     return not settings.intermediate_files and settings.verification_path == "auto"
+
+
+def cpu_runner(settings: Settings) -> ProcessRunner | None:
+    """The fast path's CPU-bound check in a pool of one process per core (HONNIN_VERIFIER_PROCESSES;
+    0: in this process), so verifying never holds the event loop; None where nothing verifies here."""
+    if not settings.verifier_enabled or not uses_fast_path(settings):
+        return None
+    wanted = settings.verifier_processes
+    processes = (os.cpu_count() or 1) if wanted is None else wanted
+    return ProcessRunner(processes) if processes else None
 
 
 def revocation_source(settings: Settings, clock: Clock) -> RevocationSource | None:

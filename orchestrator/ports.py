@@ -83,11 +83,22 @@ class FacilityEvent:
 
 
 @dataclass(frozen=True)
+class OutboxLease:
+    """Outbox rows written already leased to the worker that publishes them itself right after
+    the commit (the direct path): other relays skip them until `until`, that worker's restart
+    takes them back at once."""
+
+    worker: str
+    until: datetime
+
+
+@dataclass(frozen=True)
 class Commit:
     """Everything one event changes, written at once or not at all.
 
     `expected_version` 0 means the registration must not exist yet; `registration` None
-    writes no registration (a refused event for a registration that does not exist).
+    writes no registration (a refused event for a registration that does not exist); `lease`
+    None writes the outbox rows free for any relay to claim.
     """
 
     event_id: str
@@ -97,6 +108,7 @@ class Commit:
     history: HistoryEntry
     outbox: Sequence[OutboxMessage] = field(default_factory=tuple)
     facility_events: Sequence[FacilityEvent] = field(default_factory=tuple)
+    lease: OutboxLease | None = None
 
 
 QuarantineKind = Literal["registration", "history", "outbox", "feed", "delivery", "webhook", "dead_letter"]

@@ -1,25 +1,44 @@
 """The outbox relay: publishes what a commit wrote, marks it sent only once the bus took it.
 
-Destinations are isolated: a message the bus refuses holds back only the later messages of its own
-registration (their order is kept); everything else in the batch goes on, and the refused ones are
-deferred and tried again later. A batch stops early only when several publishes fail in a row,
-which means the bus itself is down rather than one destination.
+Two paths. The direct one: the worker that committed hands the commit's messages over at once
+(written leased to it, so other relays leave them alone) and they go out in the next batch, no
+claim needed. The sweep: every `idle_seconds` (and after a restart) the outbox is claimed for
+whatever the direct path did not finish — another worker's crash, a refused publish, a stop.
+
+A batch has its publisher confirms in flight together, across registrations; within one
+registration messages go one after another in commit order, each only after the one before was
+confirmed. The confirmed are marked sent in one transaction. Destinations are isolated: a message
+the bus refuses holds back only the later messages of its own registration; everything else goes
+on, and the refused ones are deferred and tried again later. A batch stops early only when several
+publishes fail in a row, which means the bus itself is down rather than one destination.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Coroutine
+from collections import deque
+from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 import structlog
 
 from orchestrator.errors import RetryableError, failure_reason
-from orchestrator.ports import Bus, BusMessage, Clock, OutboxMessage, Store
+from orchestrator.ports import Bus, BusMessage, Clock, OutboxLease, OutboxMessage, Store
 
 log = structlog.get_logger("honnin.relay")
+
+
+@dataclass
+class _Batch:
+    """What one batch's publishes came to; `stopped` once the bus looks down."""
+
+    sent: list[str] = field(default_factory=list)
+    held: list[str] = field(default_factory=list)
+    streak: int = 0
+    stopped: bool = False
 
 
 class OutboxRelay:
@@ -37,6 +56,7 @@ class OutboxRelay:
         idle_seconds: float = 0.5,
         retry_seconds: float = 5.0,
         failures_in_a_row: int = 3,
+        in_flight: int = 64,
     ) -> None:
         self._store = store
         self._bus = bus
@@ -47,51 +67,100 @@ class OutboxRelay:
         self._idle = idle_seconds
         self._retry = timedelta(seconds=retry_seconds)
         self._in_a_row = failures_in_a_row
+        self._in_flight = in_flight  # registrations whose confirms are awaited at once
+        self._fresh: deque[OutboxMessage] = deque()  # handed over by this worker's commits
+        self._deferred: dict[str, float] = {}  # registration → until (loop time) its messages wait
+
+    def lease(self) -> OutboxLease:
+        """How this worker's commits write their messages: leased to it, for the direct path."""
+        return OutboxLease(self._worker, self._clock.now() + timedelta(seconds=self._lease))
+
+    def hand_over(self, messages: Sequence[OutboxMessage]) -> None:
+        """A commit's messages, in commit order, for the next direct batch."""
+        self._fresh.extend(messages)
 
     async def relay_once(self) -> int:
-        """Publish one batch in order per registration; return how many the bus took."""
+        """Claim one batch and publish it in order per registration; return how many the bus took."""
         claimed = await self._store.claim_outbox(self._worker, self._clock.now(), self._lease, self._batch)
-        sent: list[str] = []
-        held: list[str] = []
-        refused: set[str] = set()  # registrations whose later messages wait behind a refused one
-        streak = 0
+        in_hand = {m.registration_id for m in self._fresh}  # the direct path has earlier ones
+        return await self._publish([m for m in claimed if m.registration_id not in in_hand])
+
+    async def relay_direct(self) -> int:
+        """Publish what this worker's commits handed over; a registration with deferred messages
+        waits for the sweep, which keeps its order."""
+        now = asyncio.get_running_loop().time()
+        self._deferred = {r: until for r, until in self._deferred.items() if until > now}
+        taken: list[OutboxMessage] = []
+        while self._fresh and len(taken) < self._batch:
+            message = self._fresh.popleft()
+            if message.registration_id not in self._deferred:
+                taken.append(message)
+        return await self._publish(taken)
+
+    async def _publish(self, messages: Sequence[OutboxMessage]) -> int:
+        """Confirms in flight across registrations, one at a time within one; then the bookkeeping."""
+        chains: dict[str, list[OutboxMessage]] = {}
+        for message in messages:
+            chains.setdefault(message.registration_id, []).append(message)
+        batch = _Batch()
+        gate = asyncio.Semaphore(self._in_flight)
         try:
-            for message in claimed:
-                if message.registration_id in refused:
-                    held.append(message.message_id)
-                    continue
+            await asyncio.gather(
+                *(self._chain(chain, batch, gate, len(messages)) for chain in chains.values())
+            )
+        finally:
+            if batch.sent:
+                await _finish(self._store.mark_sent(batch.sent, self._clock.now()))
+            if batch.held:
+                await _finish(self._store.defer_outbox(batch.held, self._clock.now() + self._retry))
+        return len(batch.sent)
+
+    async def _chain(
+        self, chain: list[OutboxMessage], batch: _Batch, gate: asyncio.Semaphore, size: int
+    ) -> None:
+        """One registration's messages in order; a refused one holds back those after it."""
+        async with gate:
+            for i, message in enumerate(chain):
+                if batch.stopped:
+                    return  # the bus, not a destination: the rest stays leased, in order
                 try:
                     await self._bus.publish(_to_bus(message))
                 except RetryableError as exc:
-                    refused.add(message.registration_id)
-                    held.append(message.message_id)
-                    streak += 1
-                    _log_refused(message, exc, len(claimed))
-                    if streak >= self._in_a_row:
-                        break  # the bus, not a destination: the rest stays leased, in order
-                    continue
-                streak = 0
-                sent.append(message.message_id)
-        finally:
-            if sent:
-                await _finish(self._store.mark_sent(sent, self._clock.now()))
-            if held:
-                await _finish(self._store.defer_outbox(held, self._clock.now() + self._retry))
-        return len(sent)
+                    batch.held += [m.message_id for m in chain[i:]]
+                    self._deferred[message.registration_id] = (
+                        asyncio.get_running_loop().time() + self._retry.total_seconds()
+                    )
+                    batch.streak += 1
+                    batch.stopped = batch.streak >= self._in_a_row
+                    _log_refused(message, exc, size)
+                    return
+                batch.streak = 0
+                batch.sent.append(message.message_id)
 
     async def run(self, wake: asyncio.Event) -> None:
-        """Relay until cancelled; a commit sets `wake` so messages leave without waiting."""
+        """Relay until cancelled; a commit sets `wake` so its messages leave without waiting, and
+        the sweep runs at least every `idle_seconds`."""
+        loop = asyncio.get_running_loop()
+        swept = -self._idle
         while True:
+            sent = 0
             try:
-                sent = await self.relay_once()
+                if self._fresh:
+                    sent = await self.relay_direct()
+                if loop.time() - swept >= self._idle:
+                    swept = loop.time()
+                    if swept_now := await self.relay_once():
+                        sent, swept = sent + swept_now, -self._idle  # a backlog: sweep on
             except RetryableError as exc:
                 log.warning("outbox.relay_failed", code=exc.code, reason=failure_reason(exc))
                 sent = 0
-            if sent:
+            if sent or self._fresh:
                 continue
             wake.clear()
+            if self._fresh:
+                continue
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._idle):
+                async with asyncio.timeout(max(0.0, self._idle - (loop.time() - swept))):
                     await wake.wait()
 
 

@@ -57,6 +57,7 @@ class Runtime:
         )
         for queue, handler in self.consumers.items():
             await self.bus.consume(queue, self._timed(queue, handler))
+        self.orchestrator.direct = self.relay  # its commits' messages go out without a claim
         self._tasks = [
             asyncio.create_task(self.relay.run(self.orchestrator.committed), name="outbox-relay"),
             asyncio.create_task(self.sweeper.run(), name="deadline-sweeper"),
@@ -78,6 +79,7 @@ class Runtime:
     async def stop(self) -> None:
         if not self._tasks:
             return
+        self.orchestrator.direct = None  # what it held stays leased to this worker: a restart retakes it
         for task in self._tasks:
             task.cancel()
         results = await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -10,8 +10,8 @@ import json
 import random
 import secrets
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass, field, replace
+from typing import Literal, Protocol
 
 import structlog
 
@@ -34,6 +34,7 @@ from orchestrator.ports import (
     FacilityEvent,
     HistoryEntry,
     Metrics,
+    OutboxLease,
     OutboxMessage,
     Store,
     StoredRegistration,
@@ -53,6 +54,15 @@ class HandleResult:
     state: State | None = None
     code: str | None = None
     message: str | None = None
+    registration: Registration | None = None  # as this event left it, when applied (no reload)
+
+
+class DirectPath(Protocol):
+    """The relay of this worker, publishing a commit's messages itself right after the commit."""
+
+    def lease(self) -> OutboxLease: ...
+
+    def hand_over(self, messages: Sequence[OutboxMessage]) -> None: ...
 
 
 @dataclass
@@ -90,6 +100,7 @@ class Orchestrator:
         self._machine = RegistrationMachine()
         self._turns: dict[str, _Turn] = {}
         self.committed = asyncio.Event()  # wakes the outbox relay
+        self.direct: DirectPath | None = None  # set while this worker's relay runs
         self.facility_heard = Wakeup()  # wakes feed long polls and the delivery worker
 
     def _context(self) -> Context:
@@ -100,9 +111,11 @@ class Orchestrator:
             jitter=random.random(),  # noqa: S311 - jitter, not a secret
         )
 
-    async def handle(self, event: Envelope) -> HandleResult:
+    async def handle(self, event: Envelope, known: StoredRegistration | None = None) -> HandleResult:
+        """`known`: the registration as the caller just read it, saving the first load (a stale one
+        only costs a version conflict and a fresh load)."""
         async with self._turn(event.registration_id):
-            return await self._handle(event)
+            return await self._handle(event, known)
 
     @contextlib.asynccontextmanager
     async def _turn(self, registration_id: str) -> AsyncIterator[None]:
@@ -117,14 +130,18 @@ class Orchestrator:
             if not turn.users:
                 del self._turns[registration_id]
 
-    async def _handle(self, event: Envelope) -> HandleResult:
+    async def _handle(self, event: Envelope, known: StoredRegistration | None = None) -> HandleResult:
         bound = log.bind(
             registration_id=event.registration_id, event_id=str(event.event_id), event_type=event.type
         )
         if await self._store.is_processed(str(event.event_id)):
             return self._duplicate(bound, event)
         for conflicts in range(self._conflict_retries):
-            stored = await self._store.load(event.registration_id)
+            stored = (
+                known
+                if conflicts == 0 and known is not None
+                else await self._store.load(event.registration_id)
+            )
             ctx = self._context()
             outcome = self._machine.apply(stored.registration if stored else None, event, ctx)
             if outcome.rejection and outcome.rejection.retryable:
@@ -132,6 +149,9 @@ class Orchestrator:
                 self._metrics.event_handled(event.type, "deferred")
                 raise RetryLaterError(outcome.rejection.message, code=outcome.rejection.code)
             commit = _commit(stored, outcome, ctx, facility_queue=self._facility_queue)
+            direct = self.direct if commit.outbox else None
+            if direct is not None:
+                commit = replace(commit, lease=direct.lease())
             try:
                 await self._store.commit(commit)
             except DuplicateEventError:
@@ -140,6 +160,8 @@ class Orchestrator:
                 bound.info("event.version_conflict", retry=conflicts + 1)
                 await asyncio.sleep(self._conflict_wait(conflicts))
                 continue
+            if direct is not None:
+                direct.hand_over(commit.outbox)
             self.committed.set()
             if commit.facility_events:
                 self.facility_heard.notify()
@@ -268,4 +290,5 @@ def _report(bound: structlog.typing.FilteringBoundLogger, outcome: Outcome) -> H
         bound.warning("event.rejected", state=outcome.from_state.value, code=outcome.rejection.code)
         return HandleResult("rejected", outcome.from_state, outcome.rejection.code, outcome.rejection.message)
     bound.info("event.applied", from_state=outcome.from_state.value, to_state=outcome.to_state.value)
-    return HandleResult("applied", outcome.to_state)
+    after = outcome.applied.registration if outcome.applied else None
+    return HandleResult("applied", outcome.to_state, registration=after)

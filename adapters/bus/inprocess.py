@@ -53,7 +53,9 @@ class InProcessBus:
         record: bool = False,
         keep_dead: int = 10_000,
         now: Callable[[], float] = time.time,
+        concurrency: int = 1,
     ) -> None:
+        self._concurrency = concurrency  # deliveries a consumer handles at once (RabbitMQ's prefetch)
         self._policy = Redelivery(redelivery_window, redelivery_delay, redelivery_cap, delivery_limit)
         self._sink = dead_letters_to
         self._now = now
@@ -116,8 +118,9 @@ class InProcessBus:
         if queue not in self._queues:
             raise BusUnavailableError(f"queue {queue} was not declared")
         self._queues[queue].consumers += 1
-        task = asyncio.create_task(self._consume(self._queues[queue], handler), name=f"consumer:{queue}")
-        self._consumers.append(task)
+        for _ in range(self._concurrency):  # they take messages in queue order, then overlap
+            task = asyncio.create_task(self._consume(self._queues[queue], handler), name=f"consumer:{queue}")
+            self._consumers.append(task)
 
     async def _consume(self, queue: _Queue, handler: Handler) -> None:
         while True:

@@ -207,6 +207,7 @@ class MongoStore(MongoOutbound, MongoOperations, MongoListing, MongoInsights):
             await self._insert_outbox(commit, seq, session)
 
     async def _insert_outbox(self, commit: Commit, seq: int, session: AsyncClientSession) -> None:
+        lease = commit.lease
         try:
             await self._db.outbox.insert_many(
                 [
@@ -218,8 +219,8 @@ class MongoStore(MongoOutbound, MongoOperations, MongoListing, MongoInsights):
                         "created_at": m.created_at,
                         "idx": seq + i,
                         "sent_at": None,
-                        "claimed_by": None,
-                        "claimed_until": None,
+                        "claimed_by": lease.worker if lease else None,
+                        "claimed_until": lease.until if lease else None,
                     }
                     for i, m in enumerate(commit.outbox)
                 ],

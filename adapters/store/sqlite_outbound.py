@@ -97,6 +97,14 @@ ORDER BY r.rank, r.next_attempt_at LIMIT ?
 """Round-robin over endpoints (rank first), each below its in-flight bound across all workers."""
 
 
+_DELIVERY = (
+    "INSERT INTO webhook_deliveries (event_id, facility_id, registration_id, event_type, body,"
+    " state, scheduled_from, next_attempt_at, created_at)"
+    " SELECT ?, ?, ?, ?, ?, 'pending', ?, ?, ? FROM webhook_endpoints WHERE facility_id = ?"
+)
+"""A delivery for the event when its facility has an endpoint (nothing otherwise)."""
+
+
 class SqliteOutbound:
     """Mixed into SqliteStore: the same connection, lock and transactions."""
 
@@ -119,11 +127,12 @@ class SqliteOutbound:
         }
         await self._quarantine("feed", event_id, where, exc)
 
-    async def _write_facility_events(self, db: aiosqlite.Connection, commit: Commit) -> None:
-        """Inside the commit: a feed row per event, a delivery per event whose facility has an endpoint."""
+    def _write_facility_events(self, db: sqlite3.Connection, commit: Commit) -> None:
+        """Inside the commit (the writer's thread): a feed row per event, a delivery per event whose
+        facility has an endpoint."""
         for e in commit.facility_events:
             try:
-                await db.execute(
+                db.execute(
                     "INSERT INTO feed (facility_id, event_id, event_type, registration_id, body, created_at)"
                     " VALUES (?, ?, ?, ?, ?, ?)",
                     (
@@ -137,15 +146,17 @@ class SqliteOutbound:
                 )
             except sqlite3.IntegrityError as exc:  # derived ids collided: a bug, never to be retried
                 raise PermanentError("a feed event id exists already", code="feed_collision") from exc
-            await self._insert_delivery(db, e, None)
+            at = stamp(e.created_at)
+            db.execute(
+                _DELIVERY,
+                (e.event_id, e.facility_id, e.registration_id, e.event_type, None, at, at, at, e.facility_id),
+            )
 
     @staticmethod
     async def _insert_delivery(db: aiosqlite.Connection, e: FacilityEvent, body: bytes | None) -> bool:
         at = stamp(e.created_at)
         cursor = await db.execute(
-            "INSERT INTO webhook_deliveries (event_id, facility_id, registration_id, event_type, body,"
-            " state, scheduled_from, next_attempt_at, created_at)"
-            " SELECT ?, ?, ?, ?, ?, 'pending', ?, ?, ? FROM webhook_endpoints WHERE facility_id = ?",
+            _DELIVERY,
             (e.event_id, e.facility_id, e.registration_id, e.event_type, body, at, at, at, e.facility_id),
         )
         return cursor.rowcount == 1

@@ -40,7 +40,7 @@ from adapters.web.wire import link_of, read_optional_body, state_of, status_of
 from orchestrator import messages
 from orchestrator.errors import NotFoundError, QuarantinedError, RetryLaterError
 from orchestrator.model import Registration, State
-from orchestrator.ports import Clock
+from orchestrator.ports import Clock, StoredRegistration
 from orchestrator.service import HandleResult, Orchestrator
 from schemas.api_web import (
     CancelRequest,
@@ -165,7 +165,8 @@ class WebApi:
 
     async def confirm(self, request: web.Request, facility: str) -> web.Response:
         """【マイナンバーカードの確認へ】: `registration.confirmed`, and the app's link to sign with."""
-        registration = await self._owned(request, facility)
+        stored = await self._owned_stored(request, facility)
+        registration = stored.registration
         body = await read_json(request, ConfirmRequest)
         payload = RegistrationConfirmedPayload(
             notice_acknowledged=body.notice_acknowledged, phone=body.phone, email=body.email
@@ -175,8 +176,8 @@ class WebApi:
             payload=payload,
             **self._envelope(registration.id, self._step_id(request, facility, "confirm", registration)),
         )
-        await self._submit(event, too_early=messages.CARD_NOT_READ_YET)
-        return ok(self._sign_answer(await self._load(registration.id)))
+        result = await self._submit(event, too_early=messages.CARD_NOT_READ_YET, known=stored)
+        return ok(self._sign_answer(result.registration or await self._load(registration.id)))
 
     async def sign_link(self, request: web.Request, facility: str) -> web.Response:
         """A fresh link for the current challenge: after a failure the person signs again."""
@@ -193,13 +194,14 @@ class WebApi:
 
     async def complete(self, request: web.Request, facility: str) -> web.Response:
         """【完了する】: activated, or the seed's error for the last verification outcome."""
-        registration = await self._owned(request, facility)
+        stored = await self._owned_stored(request, facility)
+        registration = stored.registration
         event = RegistrationCompleteRequested(
             type="registration.complete_requested",
             **self._envelope(registration.id, self._step_id(request, facility, "complete", registration)),
         )
-        await self._submit(event, too_early=messages.SIGNATURE_NOT_SUBMITTED)
-        activated = await self._load(registration.id)
+        result = await self._submit(event, too_early=messages.SIGNATURE_NOT_SUBMITTED, known=stored)
+        activated = result.registration or await self._load(registration.id)
         if activated.activated_at is None:  # only an applied complete gets here: it activated
             raise HttpError(409, "not_activated", f"the registration is {activated.state.value}")
         answer = CompleteResponse(
@@ -250,11 +252,14 @@ class WebApi:
             409, "registration_id_taken", "this registration_id is taken: choose another, or omit it"
         )
 
-    async def _submit(self, event: Envelope, *, too_early: str) -> HandleResult:
-        """Hand a step to the orchestrator; a duplicate answers as the first try did, a refusal 409."""
+    async def _submit(
+        self, event: Envelope, *, too_early: str, known: StoredRegistration | None = None
+    ) -> HandleResult:
+        """Hand a step to the orchestrator (with the registration just read for it, saving a load);
+        a duplicate answers as the first try did, a refusal 409."""
         bound = log.bind(registration_id=event.registration_id, event_type=event.type)
         try:
-            result = await self._orchestrator.handle(event)
+            result = await self._orchestrator.handle(event, known)
         except RetryLaterError as exc:  # the person must do an earlier step first: not a 503 here
             bound.info("web.too_early", code=exc.code)
             if exc.code == "unknown_registration":
@@ -283,33 +288,52 @@ class WebApi:
 
     async def _owned(self, request: web.Request, facility: str) -> Registration:
         """The path's registration if this facility started it; 404 otherwise, whatever the reason."""
+        return (await self._owned_stored(request, facility)).registration
+
+    async def _owned_stored(self, request: web.Request, facility: str) -> StoredRegistration:
+        """`_owned` with the version it was read at, for a step to hand on to the orchestrator."""
         reference = request.match_info["registration_id"]
         if not _ID.match(reference) or digit_count(reference) > MAX_ID_DIGITS:
             raise _not_found()
-        registration = await self._lookup(facility, reference)
-        if registration is None:
+        stored = await self._lookup_stored(facility, reference)
+        if stored is None:
             raise _not_found()
-        return registration
+        return stored
 
     async def _lookup(self, facility: str, reference: str) -> Registration | None:
+        stored = await self._lookup_stored(facility, reference)
+        return stored.registration if stored else None
+
+    async def _lookup_stored(self, facility: str, reference: str) -> StoredRegistration | None:
         """This facility's registration called `reference`: by the derived id, then by the id itself
         (a registration stored before per-facility ids, or started on the bus). Both reads happen
         whoever holds the id, so another facility's looks like an unused one."""
-        own = await self._find(namespaced_id(facility, reference))
-        if own is not None and own.facility_id == facility and own.reference == reference:
+        own = await self._find_stored(namespaced_id(facility, reference))
+        mine = own.registration if own else None
+        if (
+            own is not None
+            and mine is not None
+            and mine.facility_id == facility
+            and mine.reference == reference
+        ):
             return own
         try:
-            legacy = await self._find(reference)
+            legacy = await self._find_stored(reference)
         except HttpError:  # quarantined: it may be another facility's, and must not show
             return None
-        if legacy is not None and legacy.facility_id == facility and legacy.reference == legacy.id:
+        old = legacy.registration if legacy else None
+        if legacy is not None and old is not None and old.facility_id == facility and old.reference == old.id:
             return legacy
         return None
 
     async def _find(self, registration_id: str) -> Registration | None:
         """The registration, or None: absence is an answer here, not an error."""
+        stored = await self._find_stored(registration_id)
+        return stored.registration if stored else None
+
+    async def _find_stored(self, registration_id: str) -> StoredRegistration | None:
         try:
-            return (await self._orchestrator.status(registration_id)).registration
+            return await self._orchestrator.status(registration_id)
         except NotFoundError:
             return None
         except QuarantinedError:

@@ -705,3 +705,32 @@ async def test_a_registration_in_the_quarantine_is_unavailable_to_its_facility_o
     assert (await site.start(registration_id="reg-fresh-00001"))[1]["state"] == "info_entered"
     [entry] = await site.app.store.list_quarantine()
     assert (entry.kind, entry.key) == ("registration", site.internal(rid))
+
+
+async def test_a_step_reads_its_registration_once_and_hands_that_read_on(site: Site, good_card: Card) -> None:
+    """Issue 15: the read that finds the facility's registration is the one the orchestrator applies
+    the step to, and the answer comes from the step's own result, not from a further read."""
+    rid, _ = await site.start()
+    await site.read_card(rid)
+    reads: list[str] = []
+    load = site.app.store.load
+
+    async def recorded(registration_id: str):  # type: ignore[no-untyped-def]
+        reads.append(registration_id)
+        return await load(registration_id)
+
+    site.app.store.load = recorded  # type: ignore[method-assign]
+    status, confirmed = await site.call("POST", ONE.format(rid) + "/confirm", {"notice_acknowledged": True})
+    assert (status, confirmed["state"], confirmed["attempt"]) == (200, "confirmed", 1)
+    assert reads == [site.internal(rid)], "one read per step"
+    site.app.store.load = load  # type: ignore[method-assign]
+    await site.sign(rid, confirmed["sign_link"], good_card)
+    site.app.store.load = recorded  # type: ignore[method-assign]
+    reads.clear()
+    status, completed = await site.call("POST", ONE.format(rid) + "/complete")
+    assert (status, completed["state"]) == (200, "activated")
+    assert reads == [site.internal(rid)]
+    assert [kind for kind, _ in await site.history(rid)][-2:] == [
+        "verification.completed",
+        "registration.complete_requested",
+    ]

@@ -29,6 +29,7 @@ def settings(data_dir: Path, **changes: object) -> Settings:
         "relay_idle_seconds": 0.02,
         "verification_retry_limit": 2,
         "verifier_enabled": False,  # these tests play the verifier themselves
+        "verifier_processes": 0,  # in process, unless a test asks for the pool (test_verifier_processes)
         "accept_test_certificates": True,  # the development CA issues test-environment certificates
     }
     values.update(changes)

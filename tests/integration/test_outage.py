@@ -47,9 +47,17 @@ class Outage:
         self.process = subprocess.Popen(
             [sys.executable, "-c", HOLD, str(path), str(seconds)], stdout=subprocess.PIPE, text=True
         )
-        assert self.process.stdout is not None
-        assert self.process.stdout.readline().strip() == "locked"
         self.began = time.monotonic()
+
+    @classmethod
+    async def begin(cls, path: Path, seconds: float) -> Outage:
+        """Wait for the lock without blocking the worker's loop: the worker finishes the write it has
+        open (as a live worker would), then the other process takes the lock."""
+        outage = cls(path, seconds)
+        assert outage.process.stdout is not None
+        assert (await asyncio.to_thread(outage.process.stdout.readline)).strip() == "locked"
+        outage.began = time.monotonic()
+        return outage
 
     async def over(self) -> None:
         while self.process.poll() is None:
@@ -151,7 +159,7 @@ async def test_a_thirty_second_store_outage_loses_nothing_and_dead_letters_nothi
     await up_to_confirmed(app, before)
     await until(lambda: _all(app, before, State.CONFIRMED), 30)
 
-    outage = Outage(app.settings.sqlite_file, OUTAGE_SECONDS)
+    outage = await Outage.begin(app.settings.sqlite_file, OUTAGE_SECONDS)
     try:
         for rid in before:  # verifications requested while nothing commits
             await sign(app, rid, card)

@@ -1,0 +1,126 @@
+"""Every throughput number the README quotes, in one run, each beside its floor.
+
+1. RabbitMQ: Honnin end to end with 2 `honnin run` workers (bench/e2e_rabbitmq.py) against the
+   bare aio-pika floor of 5 confirmed persistent messages per registration through a quorum queue.
+2. Embedded default (SQLite, synchronous=FULL, in-process bus, verifier on): Honnin end to end in
+   this process (bench/embedded.py) against the bare SQLite floor of 5 version-checked UPDATE
+   transactions per registration (WAL, the store's synchronous setting).
+3. p50 and p99 of each transition (one `Orchestrator.handle`) during the embedded run.
+4. Resident memory after 10k and after 100k registrations on the embedded default, the
+   orchestrator driven in process (`handle()` straight against the store, relay running).
+
+    .venv/bin/python bench/run.py            # what the README's table comes from (~15 min)
+    .venv/bin/python bench/run.py --quick    # the same parts, smaller (< 2 min)
+
+The last two lines are exactly `rabbitmq ratio: R` and `embedded ratio: R`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import structlog
+
+from bench import e2e_rabbitmq
+from bench.embedded import Latencies, embedded_end_to_end, memory_growth, sqlite_floor
+
+MESSAGES_PER_REGISTRATION = 5
+"""The floor's messages per registration, as issue 15 defines it."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    rabbitmq: int  # registrations end to end over RabbitMQ
+    embedded: int  # registrations end to end on the embedded default
+    floor: int  # registrations the SQLite floor writes
+    memory: tuple[int, int]  # registrations at the two memory readings
+    concurrency: int  # registrations in flight in the drivers
+    latency: int  # registrations driven one at a time for the latency table
+
+
+FULL = Plan(rabbitmq=2000, embedded=2000, floor=2000, memory=(10_000, 100_000), concurrency=64, latency=300)
+QUICK = Plan(rabbitmq=200, embedded=200, floor=300, memory=(1_000, 3_000), concurrency=64, latency=50)
+
+
+async def rabbitmq(plan: Plan, workers: int) -> float:
+    with tempfile.TemporaryDirectory() as directory:
+        e2e = await e2e_rabbitmq.end_to_end(plan.rabbitmq, workers, Path(directory), plan.concurrency)
+    print(f"rabbitmq: honnin end to end, {workers} workers: {e2e:8.1f} registrations/s ({plan.rabbitmq})")
+    messages = plan.rabbitmq * MESSAGES_PER_REGISTRATION
+    floor = await e2e_rabbitmq.floor(messages, 256) / MESSAGES_PER_REGISTRATION
+    print(f"rabbitmq: bare aio-pika floor, 5 confirmed messages: {floor:8.1f} registrations/s")
+    return e2e / floor
+
+
+async def embedded(plan: Plan) -> tuple[float, Latencies, Latencies]:
+    """Throughput with `concurrency` registrations in flight; latency one registration at a time
+    too (a transition's own time, without the queue of the others in front of it)."""
+    with tempfile.TemporaryDirectory() as directory:
+        e2e, loaded = await embedded_end_to_end(plan.embedded, Path(directory), plan.concurrency)
+    print(f"embedded: honnin end to end: {e2e:8.1f} registrations/s ({plan.embedded})")
+    with tempfile.TemporaryDirectory() as directory:
+        _, alone = await embedded_end_to_end(plan.latency, Path(directory), 1)
+    with tempfile.TemporaryDirectory() as directory:
+        floor = sqlite_floor(plan.floor, Path(directory) / "floor.db")
+    print(f"embedded: bare SQLite floor, 5 version-checked updates: {floor:8.1f} registrations/s")
+    return e2e / floor, alone, loaded
+
+
+def report_latencies(alone: Latencies, loaded: Latencies, concurrency: int) -> None:
+    print(
+        f"transition (embedded, ms)         one at a time: p50    p99   {concurrency} in flight: p50    p99"
+    )
+    under = {kind: (p50, p99) for kind, p50, p99, _ in loaded.summary()}
+    for kind, p50, p99, _ in alone.summary():
+        busy50, busy99 = under.get(kind, (0.0, 0.0))
+        print(f"  {kind:<32} {p50:14.2f} {p99:6.2f} {busy50:17.2f} {busy99:6.2f}")
+
+
+async def memory(plan: Plan) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        readings = await memory_growth(plan.memory, Path(directory), plan.concurrency)
+    (small, rss_small), (large, rss_large) = readings
+    growth = (rss_large - rss_small) / rss_small * 100
+    print(f"memory: RSS after {small} registrations {rss_small / 2**20:7.1f} MiB")
+    print(f"memory: RSS after {large} registrations {rss_large / 2**20:7.1f} MiB ({growth:+.1f} %)")
+
+
+async def main(plan: Plan, workers: int, parts: set[str]) -> None:
+    ratios: dict[str, float | None] = {"rabbitmq": None, "embedded": None}
+    if "rabbitmq" in parts:
+        ratios["rabbitmq"] = await rabbitmq(plan, workers)
+    if "embedded" in parts:
+        ratios["embedded"], alone, loaded = await embedded(plan)
+        report_latencies(alone, loaded, plan.concurrency)
+    if "memory" in parts:
+        await memory(plan)
+    for name, ratio in ratios.items():
+        print(f"{name} ratio: {'-' if ratio is None else f'{ratio:.2f}'}")
+
+
+if __name__ == "__main__":
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smaller numbers: under two minutes")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=["rabbitmq", "embedded", "memory"],
+        default=["rabbitmq", "embedded", "memory"],
+    )
+    parser.add_argument("--memory", nargs=2, type=int, metavar=("A", "B"), help="the two memory readings")
+    args = parser.parse_args()
+    plan = QUICK if args.quick else FULL
+    if args.memory:
+        plan = replace(plan, memory=(args.memory[0], args.memory[1]))
+    asyncio.run(main(plan, args.workers, set(args.only)))
