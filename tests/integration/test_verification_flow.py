@@ -3,10 +3,12 @@ the verifier serving its queue in the same worker, and the seed's outcomes."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -348,21 +350,19 @@ async def test_an_operator_lists_a_parked_verification_and_replays_it_once_the_o
             "HONNIN_LOG_LEVEL": "ERROR",
         }
 
-        def honnin(*args: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run(
-                [sys.executable, "-m", "honnin.cli", *args],
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
+        async def honnin(*args: str) -> subprocess.CompletedProcess[str]:
+            """The command in its own process while this worker's loop keeps running, as beside a
+            live worker (a loop blocked here could hold the store's write lock the command needs)."""
+            command = [sys.executable, "-m", "honnin.cli", *args]
+            run = partial(subprocess.run, command, env=env, capture_output=True, text=True, timeout=60)
+            return await asyncio.to_thread(run)
 
-        listed = honnin("parked")
+        listed = await honnin("parked")
         assert listed.returncode == 0, listed.stderr
         assert listed.stdout.split("\t")[:3] == [rid, "42", "1"]
 
         crl.write_bytes(world.ca.crl(this_update=NOW - timedelta(minutes=1)))  # the outage is over
-        replayed = honnin("replay", rid, "--reason", "CRL restored")
+        replayed = await honnin("replay", rid, "--reason", "CRL restored")
         assert replayed.returncode == 0, replayed.stderr
         app.orchestrator.committed.set()  # the CLI wrote the request; this worker's relay sends it
         for _ in range(100):
@@ -370,8 +370,8 @@ async def test_an_operator_lists_a_parked_verification_and_replays_it_once_the_o
             if (await verification_of(app, rid)).state is State.SIGNATURE_VERIFIED:
                 break
         assert (await verification_of(app, rid)).state is State.SIGNATURE_VERIFIED
-        assert honnin("parked").stdout.strip() == "no parked verifications"
-        again = honnin("replay", rid)
+        assert (await honnin("parked")).stdout.strip() == "no parked verifications"
+        again = await honnin("replay", rid)
         assert again.returncode == 1
         assert "event_not_accepted" in again.stderr
     finally:
