@@ -97,9 +97,9 @@ class Settings(BaseSettings):
     worker_id: str = Field(default_factory=_default_worker_id)
     verifier_enabled: bool = Field(True, description="this worker also serves the verifier queue")
     verifier_processes: int | None = Field(
-        None,
+        0,
         ge=0,
-        description="processes for the CPU-bound checks: default one per core; 0 runs them in this one",
+        description="processes for the CPU-bound checks: 0 (default) runs them in this one; unset: one per core",
     )
     http_enabled: bool = Field(True, description="this worker serves the facility API and the card bridge")
     http_host: str = "127.0.0.1"
