@@ -99,7 +99,7 @@ class Settings(BaseSettings):
     verifier_processes: int | None = Field(
         0,
         ge=0,
-        description="processes for the CPU-bound checks: 0 (default) runs them in this one; unset: one per core",
+        description="processes for the CPU-bound checks: 0 (default) runs them here; unset: one per core",
     )
     http_enabled: bool = Field(True, description="this worker serves the facility API and the card bridge")
     http_host: str = "127.0.0.1"
