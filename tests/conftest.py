@@ -12,6 +12,8 @@ from adapters.store.codec import Sealer
 from adapters.store.sqlite import SqliteStore
 from tests import factory
 
+pytest_plugins = ["tests.leaks"]
+
 KEY = bytes(range(32))
 
 # Property tests are bounded so the suite stays quick: `honnin` (the default) tries few examples

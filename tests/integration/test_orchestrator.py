@@ -380,6 +380,7 @@ async def test_a_worker_whose_background_task_dies_stops_with_the_error(
     finally:
         await app.runtime.stop()
         await app.bus.close()
+        await app.store.close()  # its readers are still open, and each holds a thread
 
 
 async def test_the_history_keeps_a_fingerprint_not_the_certificate(tmp_path: Path, clock: FakeClock) -> None:
