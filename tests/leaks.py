@@ -18,22 +18,23 @@ import pytest
 _opened_by: dict[threading.Thread, str] = {}
 
 
-def _connection_threads() -> set[threading.Thread]:
+def connection_threads() -> set[threading.Thread]:
+    """aiosqlite's running connection threads (one a connection still open)."""
     return {t for t in threading.enumerate() if t.name.endswith("(_connection_worker_thread)")}
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, None, None]:
-    before = _connection_threads()
+    before = connection_threads()
     yield
-    for thread in _connection_threads() - before:
+    for thread in connection_threads() - before:
         _opened_by.setdefault(thread, item.nodeid)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    for thread in _connection_threads():
+    for thread in connection_threads():
         thread.join(timeout=2)  # a connection closed just now stops its thread a moment later
-    left = sorted(_opened_by.get(t, "<outside any test>") for t in _connection_threads())
+    left = sorted(_opened_by.get(t, "<outside any test>") for t in connection_threads())
     if not left:
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")

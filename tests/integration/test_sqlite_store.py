@@ -4,7 +4,6 @@ fails (or is cancelled) leaves no connection thread behind to keep the process a
 from __future__ import annotations
 
 import asyncio
-import threading
 from pathlib import Path
 
 import pytest
@@ -14,10 +13,7 @@ from adapters.store.sqlite import SqliteStore
 from honnin.bootstrap import open_store
 from honnin.settings import Settings
 from orchestrator.errors import ConfigurationError, StoreUnavailableError
-
-
-def connection_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if "_connection_worker_thread" in t.name and t.is_alive()]
+from tests.leaks import connection_threads
 
 
 async def synchronous_of(store: SqliteStore) -> int:
