@@ -45,6 +45,9 @@ _NEVER = re.compile(
     "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
 )
 _LINE_BREAKS = re.compile("[\t\n\r\u2028\u2029]")
+# ASCII text, the common case, in C: a digit, then digits joined by anything but a letter.
+_ASCII_RUN = re.compile("[0-9](?:[^A-Za-z0-9]*[0-9])*")
+_NOT_DIGITS = str.maketrans("", "", "0123456789")
 
 
 def _is_digit(char: str) -> bool:
@@ -72,8 +75,15 @@ def _folded(text: str) -> Iterator[tuple[int, str]]:
 
 def _runs(text: str) -> list[tuple[int, int]]:
     """Spans (of the original text) holding 12 or more digits joined by nothing but separators."""
-    if (text.isascii() and len(text) < RUN_LENGTH) or digit_count(text) < RUN_LENGTH:
+    if text.isascii():
+        return [m.span() for m in _ASCII_RUN.finditer(text) if _ascii_digits(m.group()) >= RUN_LENGTH]
+    if digit_count(text) < RUN_LENGTH:
         return []  # one character may fold into several digits (㉑ is 21), so length alone says little
+    return _scanned(text)
+
+
+def _scanned(text: str) -> list[tuple[int, int]]:
+    """The screen one character at a time, for any script (the ASCII regex is its shortcut)."""
     spans: list[tuple[int, int]] = []
     start, last, digits = -1, -1, 0
     for index, char in _folded(text):
@@ -92,7 +102,13 @@ def _runs(text: str) -> list[tuple[int, int]]:
 
 def digit_count(text: str) -> int:
     """Digits after NFKC, wherever they stand (an NFKC of the whole text folds like each part)."""
+    if text.isascii():
+        return _ascii_digits(text)
     return sum(1 for char in unicodedata.normalize("NFKC", text) if _is_digit(char))
+
+
+def _ascii_digits(text: str) -> int:
+    return len(text) - len(text.translate(_NOT_DIGITS))
 
 
 def contains_individual_number(text: str) -> bool:

@@ -276,3 +276,23 @@ def test_a_sha256_in_a_request_body_is_a_fixed_form_not_text() -> None:
         refuse_individual_number_anywhere({"note": digest.upper()})  # not the fixed form: screened
     with pytest.raises(ValueError, match="個人番号"):
         refuse_individual_number_anywhere({"note": "1234 5678 9012"})
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=80))
+def test_the_ascii_shortcut_finds_exactly_what_the_full_scan_finds(text: str) -> None:
+    """ASCII text is screened by a regex; the character-by-character scan is the reference."""
+    from schemas.privacy import _runs, _scanned, digit_count
+
+    assert _runs(text) == _scanned(text)
+    assert digit_count(text) == sum(char.isdigit() for char in text)
+
+
+ASCII_PIECES = [*"0123456789", " ", "-", ".", "(", ")", "/", "a", "Z", "_", "+"]
+
+
+@given(st.lists(st.sampled_from(ASCII_PIECES), max_size=60))
+def test_the_ascii_shortcut_agrees_on_digit_heavy_text(chars: list[str]) -> None:
+    from schemas.privacy import _runs, _scanned
+
+    text = "".join(chars)
+    assert _runs(text) == _scanned(text)
