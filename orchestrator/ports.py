@@ -200,6 +200,11 @@ class Store(Protocol):
 
     async def is_processed(self, event_id: str) -> bool: ...
 
+    async def load_for_event(self, registration_id: str, event_id: str) -> StoredRegistration | None:
+        """`load` for an event that may be a duplicate, in one read: DuplicateEventError when the
+        event id was processed already (its registration not decoded)."""
+        ...
+
     async def commit(self, commit: Commit) -> int:
         """Write the commit atomically and return the new version.
 

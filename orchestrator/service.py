@@ -134,14 +134,13 @@ class Orchestrator:
         bound = log.bind(
             registration_id=event.registration_id, event_id=str(event.event_id), event_type=event.type
         )
-        if await self._store.is_processed(str(event.event_id)):
+        try:
+            stored = await self._first_read(event, known)
+        except DuplicateEventError:
             return self._duplicate(bound, event)
         for conflicts in range(self._conflict_retries):
-            stored = (
-                known
-                if conflicts == 0 and known is not None
-                else await self._store.load(event.registration_id)
-            )
+            if conflicts:
+                stored = await self._store.load(event.registration_id)
             ctx = self._context()
             outcome = self._machine.apply(stored.registration if stored else None, event, ctx)
             if outcome.rejection and outcome.rejection.retryable:
@@ -169,6 +168,16 @@ class Orchestrator:
             return _report(bound, outcome)
         self._metrics.event_handled(event.type, "conflict")
         raise VersionConflictError(f"registration {event.registration_id} kept changing")
+
+    async def _first_read(
+        self, event: Envelope, known: StoredRegistration | None
+    ) -> StoredRegistration | None:
+        """The registration as this event finds it, and whether the event is a duplicate, in one read."""
+        if known is None:
+            return await self._store.load_for_event(event.registration_id, str(event.event_id))
+        if await self._store.is_processed(str(event.event_id)):
+            raise DuplicateEventError(f"event {event.event_id} was processed already")
+        return known
 
     def _duplicate(self, bound: structlog.typing.FilteringBoundLogger, event: Envelope) -> HandleResult:
         bound.info("event.duplicate")

@@ -98,6 +98,11 @@ class MongoStore(MongoOutbound, MongoOperations, MongoListing, MongoInsights):
             raise await self._quarantine("registration", registration_id, where, exc) from exc
         return StoredRegistration(registration, int(doc["version"]))
 
+    async def load_for_event(self, registration_id: str, event_id: str) -> StoredRegistration | None:
+        if await self.is_processed(event_id):
+            raise DuplicateEventError(f"event {event_id} was processed already")
+        return await self.load(registration_id)
+
     async def is_processed(self, event_id: str) -> bool:
         try:
             return await self._db.processed_events.find_one({"_id": event_id}, {"_id": 1}) is not None

@@ -44,6 +44,20 @@ from orchestrator.versions import REGISTRATION_VERSION
 Synchronous = Literal["FULL", "NORMAL"]
 READERS = 2
 """Reader connections beside the writer: each has a thread, so reads overlap the writer's fsync."""
+_LOAD = (
+    "SELECT version, data, 0 FROM registrations WHERE id = ?"
+    " UNION ALL SELECT 0, NULL, 1 FROM quarantine WHERE kind = 'registration' AND key = ?"
+    " ORDER BY 3 LIMIT 1"
+)
+"""A registration's row (kind 0), else its quarantine entry (kind 1)."""
+_LOAD_FOR_EVENT = (
+    "SELECT version, data, 0 FROM registrations WHERE id = ?"
+    " UNION ALL SELECT 0, NULL, 1 FROM quarantine WHERE kind = 'registration' AND key = ?"
+    " UNION ALL SELECT 0, NULL, 2 FROM processed_events WHERE event_id = ?"
+    " ORDER BY 3 DESC"
+)
+"""`_LOAD`'s rows and whether the event was processed (kind 2): that first, the row last."""
+_PROCESSED = 2
 
 
 class SqliteStore(SqliteOutbound, SqliteOperations, SqliteListing, SqliteInsights):
@@ -103,12 +117,17 @@ class SqliteStore(SqliteOutbound, SqliteOperations, SqliteListing, SqliteInsight
         return await self._readers.fetch(sql, params)
 
     async def load(self, registration_id: str) -> StoredRegistration | None:
-        rows = await self._fetch(
-            "SELECT version, data, 0 FROM registrations WHERE id = ?"
-            " UNION ALL SELECT 0, NULL, 1 FROM quarantine WHERE kind = 'registration' AND key = ?"
-            " ORDER BY 3 LIMIT 1",
-            (registration_id, registration_id),
-        )
+        rows = await self._fetch(_LOAD, (registration_id, registration_id))
+        return await self._loaded(registration_id, rows)
+
+    async def load_for_event(self, registration_id: str, event_id: str) -> StoredRegistration | None:
+        rows = await self._fetch(_LOAD_FOR_EVENT, (registration_id, registration_id, event_id))
+        if rows and rows[0][2] == _PROCESSED:
+            raise DuplicateEventError(f"event {event_id} was processed already")
+        return await self._loaded(registration_id, rows[-1:])
+
+    async def _loaded(self, registration_id: str, rows: list[sqlite3.Row]) -> StoredRegistration | None:
+        """The registration from `_LOAD`'s row: the document, or QuarantinedError."""
         if not rows:
             return None
         version, data, quarantined = rows[0]

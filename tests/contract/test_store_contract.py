@@ -118,6 +118,25 @@ async def test_an_event_id_is_processed_once(store: Store) -> None:
     assert len(await store.history("reg-00000001")) == 1
 
 
+async def test_loading_for_an_event_says_in_one_read_whether_it_was_processed(store: Store) -> None:
+    assert await store.load_for_event("reg-00000001", "e1") is None, "nothing yet, nothing processed"
+    await store.commit(commit("e1", registration(), 0))
+    with pytest.raises(DuplicateEventError):
+        await store.load_for_event("reg-00000001", "e1")
+    loaded = await store.load_for_event("reg-00000001", "e2")
+    assert loaded == await store.load("reg-00000001")
+    assert loaded is not None
+    assert (loaded.version, loaded.registration.state) == (1, State.INFO_ENTERED)
+    await store.commit(commit("e2", registration(state=State.CARD_READ), 1))
+    with pytest.raises(DuplicateEventError):
+        await store.load_for_event("reg-00000001", "e2")
+    again = await store.load_for_event("reg-00000001", "e3")
+    assert again is not None
+    assert (again.version, again.registration.state) == (2, State.CARD_READ)
+    with pytest.raises(DuplicateEventError):
+        await store.load_for_event("reg-unknown-2", "e1")  # an event id is processed store-wide
+
+
 async def test_a_refusal_records_history_without_touching_the_registration(store: Store) -> None:
     await store.commit(commit("e1", registration(), 0))
     version = await store.commit(commit("e2", None, 1, outcome="rejected", outbox=("rej",)))

@@ -10,7 +10,12 @@ import pytest
 
 from adapters.store.codec import Sealer
 from orchestrator import versions
-from orchestrator.errors import ConfigurationError, PermanentError, QuarantinedError
+from orchestrator.errors import (
+    ConfigurationError,
+    DuplicateEventError,
+    PermanentError,
+    QuarantinedError,
+)
 from orchestrator.model import State
 from orchestrator.ports import BusMessage, DeadLetter, Store
 from tests.contract.stores import Raw, open_store
@@ -47,6 +52,10 @@ async def test_a_tampered_registration_is_moved_aside_and_the_rest_still_reads(s
         await store.load(RID)
     with pytest.raises(QuarantinedError):
         await store.load(RID)  # again: from the quarantine, not a second entry
+    with pytest.raises(QuarantinedError):
+        await store.load_for_event(RID, "e-new")  # an event's read meets the quarantine too
+    with pytest.raises(DuplicateEventError):
+        await store.load_for_event(RID, "e3")  # processed: a duplicate before anything decodes
     assert (await store.load("reg-00000002")) is not None
     assert await store.due(NOW + timedelta(minutes=5), 10) == ["reg-00000002"], "no longer swept"
     [entry] = await store.list_quarantine()
