@@ -60,14 +60,28 @@ _LOAD_FOR_EVENT = (
 _PROCESSED = 2
 
 
+def _inline_reader(path: Path) -> sqlite3.Connection | None:
+    """The connection `Readers.point` uses on the loop's thread: never waits, never writes."""
+    try:
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=0)
+        db.execute("PRAGMA query_only = 1")
+    except sqlite3.Error:
+        return None  # the reader threads serve every read
+    return db
+
+
 class SqliteStore(SqliteOutbound, SqliteOperations, SqliteListing, SqliteInsights):
     """Safe for several processes on one file: writes take the lock up front (BEGIN IMMEDIATE)."""
 
     def __init__(
-        self, db: aiosqlite.Connection, sealer: Sealer, readers: Sequence[aiosqlite.Connection]
+        self,
+        db: aiosqlite.Connection,
+        sealer: Sealer,
+        readers: Sequence[aiosqlite.Connection],
+        inline: sqlite3.Connection | None = None,
     ) -> None:
         self._writer = GroupWriter(db)  # every write, batched into group commits
-        self._readers = Readers(readers)  # every read outside a write, with no lock of ours
+        self._readers = Readers(readers, inline)  # every read outside a write, with no lock of ours
         self._sealer = sealer
 
     @classmethod
@@ -101,7 +115,7 @@ class SqliteStore(SqliteOutbound, SqliteOperations, SqliteListing, SqliteInsight
                     f"cannot open the SQLite store at {path}: {exception_kind(exc)}"
                 ) from exc
             raise
-        return cls(opened_[0], sealer, opened_[1:])
+        return cls(opened_[0], sealer, opened_[1:], _inline_reader(path))
 
     @property
     def _db(self) -> aiosqlite.Connection:
@@ -116,12 +130,16 @@ class SqliteStore(SqliteOutbound, SqliteOperations, SqliteListing, SqliteInsight
     async def _fetch(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
         return await self._readers.fetch(sql, params)
 
+    async def _point(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
+        """A read of one row by its key: on the loop's thread unless it would wait (`Readers.point`)."""
+        return await self._readers.point(sql, params)
+
     async def load(self, registration_id: str) -> StoredRegistration | None:
-        rows = await self._fetch(_LOAD, (registration_id, registration_id))
+        rows = await self._point(_LOAD, (registration_id, registration_id))
         return await self._loaded(registration_id, rows)
 
     async def load_for_event(self, registration_id: str, event_id: str) -> StoredRegistration | None:
-        rows = await self._fetch(_LOAD_FOR_EVENT, (registration_id, registration_id, event_id))
+        rows = await self._point(_LOAD_FOR_EVENT, (registration_id, registration_id, event_id))
         if rows and rows[0][2] == _PROCESSED:
             raise DuplicateEventError(f"event {event_id} was processed already")
         return await self._loaded(registration_id, rows[-1:])
@@ -141,7 +159,7 @@ class SqliteStore(SqliteOutbound, SqliteOperations, SqliteListing, SqliteInsight
         return StoredRegistration(registration, version)
 
     async def is_processed(self, event_id: str) -> bool:
-        rows = await self._fetch("SELECT 1 FROM processed_events WHERE event_id = ?", (event_id,))
+        rows = await self._point("SELECT 1 FROM processed_events WHERE event_id = ?", (event_id,))
         return bool(rows)
 
     async def commit(self, commit: Commit) -> int:
