@@ -10,7 +10,6 @@ window closes: then the endpoint is failing and its deliveries wait for an opera
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -167,15 +166,19 @@ class DeliveryWorker:
 
 
 async def _first(ticket: asyncio.Event, finished: asyncio.Event, seconds: float) -> None:
-    """Wait for a commit, a finished send (a slot is free) or the poll interval."""
+    """Wait for a commit, a finished send (a slot is free) or the poll interval.
+
+    A cancellation that comes while the waiters are being tidied up is the worker's stop and goes
+    on up: `return_exceptions=True` already keeps the waiters' own cancellations out of `gather`,
+    so the only CancelledError it raises is this task's, and swallowing it left the worker looping
+    after `Runtime.stop` had cancelled it once, and the stop waiting for it for ever."""
     waiters = [asyncio.ensure_future(ticket.wait()), asyncio.ensure_future(finished.wait())]
     try:
         await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for waiter in waiters:
             waiter.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.gather(*waiters, return_exceptions=True)
+        await asyncio.gather(*waiters, return_exceptions=True)
 
 
 def _outcome(attempt: DeliveryAttempt) -> str:
