@@ -139,11 +139,8 @@ class GroupWriter:
         try:
             await self.db.execute("BEGIN IMMEDIATE")
         except Exception as exc:  # a closed connection raises ValueError: the caller sees it as is
-            error = _unavailable(exc) if isinstance(exc, sqlite3.Error) else exc
-            if first.job is None:
-                first.turn.set_exception(error)
-            else:
-                first.committed.set_exception(error)
+            if not first.turn.done():  # else its caller was cancelled during BEGIN: nobody to tell
+                first.turn.set_exception(_unavailable(exc) if isinstance(exc, sqlite3.Error) else exc)
             return
         kept: list[_Slot] = []
         room = min(self._batch, len(self._queue) + 1)  # those queued now: the write lock, which
@@ -247,6 +244,9 @@ class GroupWriter:
     async def _serve(self, slot: _Slot) -> bool:
         """One caller's body inside its savepoint; False when it raised and was rolled back."""
         await self.db.execute("SAVEPOINT member")
+        if slot.turn.done():  # its caller was cancelled while the savepoint opened: it has gone
+            await self.db.execute("RELEASE member")
+            return False
         slot.turn.set_result(None)
         if not await asyncio.shield(slot.done):
             await self.db.execute("ROLLBACK TO member")
