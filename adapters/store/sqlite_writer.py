@@ -291,8 +291,8 @@ class Readers:
         if self._inline is not None:
             try:
                 return self._inline.execute(sql, params).fetchall()
-            except sqlite3.OperationalError:
-                pass  # busy or unavailable here: the reader threads wait and report
+            except sqlite3.Error:
+                pass  # busy or unusable here: the reader threads wait and report
         return await self.fetch(sql, params)
 
     async def fetch(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:

@@ -79,3 +79,33 @@ async def test_an_opening_refused_after_connecting_closes_its_connection(
         await asyncio.sleep(0.05)
     assert caught.value.__traceback__ is not None
     assert len(connection_threads()) == before, "closed, not left to the garbage collector"
+
+
+async def test_key_reads_on_the_loops_thread_never_wait_and_never_write_and_fall_back(
+    tmp_path: Path, sealer: Sealer
+) -> None:
+    """Point reads run on the loop's thread through a connection that cannot block the loop on a
+    lock nor write; when it cannot answer, the reader threads do, with the same result."""
+    import sqlite3
+
+    from tests.contract.test_store_contract import commit, registration
+
+    store = await SqliteStore.open(tmp_path / "honnin.db", sealer)
+    try:
+        await store.commit(commit("e1", registration(), 0))
+        inline = store._readers._inline
+        assert inline is not None
+        assert inline.execute("PRAGMA busy_timeout").fetchone()[0] == 0
+        assert inline.execute("PRAGMA query_only").fetchone()[0] == 1
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            inline.execute("DELETE FROM registrations")
+        on_loop = await store.load_for_event("reg-00000001", "e2")
+        inline.close()  # unusable now: every point read goes to the reader threads
+        threaded = await store.load_for_event("reg-00000001", "e2")
+        assert on_loop == threaded
+        assert threaded is not None
+        assert threaded.version == 1
+        assert await store.is_processed("e1")
+        assert await store.load("reg-00000001") == threaded
+    finally:
+        await store.close()
