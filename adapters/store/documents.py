@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,6 +40,38 @@ def registration_plain(registration: Registration) -> bytes:
     """The registration document at the current version (pydantic's own JSON, the version first)."""
     dumped = registration.model_dump_json().encode()
     return _VERSION_PREFIX + dumped[1:]  # a model always dumps as a non-empty object: {"id":…}
+
+
+class DecodedRegistrations:
+    """The registrations this process sealed or opened lately, by their sealed bytes: a row whose
+    blob is byte for byte the one kept here decodes to the registration kept beside it, so the
+    decryption and validation are skipped, and only then (a tampered or rewritten row has other
+    bytes and is opened and checked as ever; a write rolled back left bytes no row holds, as its
+    nonce was fresh). Bounded, least recently used out; safe from the writer's thread."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self._size = size
+        self._kept: OrderedDict[str, tuple[bytes, Registration]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, registration_id: str, blob: bytes) -> Registration | None:
+        with self._lock:
+            kept = self._kept.get(registration_id)
+            if kept is None or kept[0] != blob:
+                return None
+            self._kept.move_to_end(registration_id)
+            return kept[1]
+
+    def put(self, registration_id: str, blob: bytes, registration: Registration) -> None:
+        with self._lock:
+            self._kept[registration_id] = (bytes(blob), registration)
+            self._kept.move_to_end(registration_id)
+            if len(self._kept) > self._size:
+                self._kept.popitem(last=False)
+
+    def forget(self, registration_id: str) -> None:
+        with self._lock:
+            self._kept.pop(registration_id, None)
 
 
 def registration_from(plain: bytes) -> Registration:

@@ -20,7 +20,13 @@ from typing import Literal
 import aiosqlite
 
 from adapters.store.codec import Sealer, stamp, unstamp
-from adapters.store.documents import envelope_checked, opened, registration_from, registration_plain
+from adapters.store.documents import (
+    DecodedRegistrations,
+    envelope_checked,
+    opened,
+    registration_from,
+    registration_plain,
+)
 from adapters.store.sqlite_insights import SqliteInsights
 from adapters.store.sqlite_listing import LISTING_NAMES, LISTING_SET, SqliteListing, listing_values
 from adapters.store.sqlite_operations import SqliteOperations
@@ -83,6 +89,7 @@ class SqliteStore(SqliteOutbound, SqliteOperations, SqliteListing, SqliteInsight
         self._writer = GroupWriter(db)  # every write, batched into group commits
         self._readers = Readers(readers, inline)  # every read outside a write, with no lock of ours
         self._sealer = sealer
+        self._decoded = DecodedRegistrations()  # what this process sealed or opened lately
 
     @classmethod
     async def open(
@@ -151,11 +158,16 @@ class SqliteStore(SqliteOutbound, SqliteOperations, SqliteListing, SqliteInsight
         version, data, quarantined = rows[0]
         if quarantined:
             raise QuarantinedError(f"registration {registration_id} is in the quarantine")
-        try:
-            registration = registration_from(opened(self._sealer, data, f"registration:{registration_id}"))
-        except CorruptRowError as exc:
-            where = {"registrations": ("id = ?", (registration_id,))}
-            raise await self._quarantine("registration", registration_id, where, exc) from exc
+        registration = self._decoded.get(registration_id, data) if data is not None else None
+        if registration is None:
+            try:
+                plain = opened(self._sealer, data, f"registration:{registration_id}")
+                registration = registration_from(plain)
+            except CorruptRowError as exc:
+                self._decoded.forget(registration_id)
+                where = {"registrations": ("id = ?", (registration_id,))}
+                raise await self._quarantine("registration", registration_id, where, exc) from exc
+            self._decoded.put(registration_id, data, registration)
         return StoredRegistration(registration, version)
 
     async def is_processed(self, event_id: str) -> bool:
@@ -195,10 +207,11 @@ class SqliteStore(SqliteOutbound, SqliteOperations, SqliteListing, SqliteInsight
             stamp(deadline) if deadline else None,
             stamp(reg.updated_at),
             stamp(reg.ended_at) if reg.ended_at else None,
-            self._sealer.seal(registration_plain(reg), f"registration:{reg.id}"),
+            sealed := self._sealer.seal(registration_plain(reg), f"registration:{reg.id}"),
             REGISTRATION_VERSION,
             *listing_values(reg),
         )
+        self._decoded.put(reg.id, sealed, reg)  # a rollback leaves bytes no row holds: harmless
         if expected == 0:
             try:
                 db.execute(

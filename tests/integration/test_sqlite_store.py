@@ -109,3 +109,50 @@ async def test_key_reads_on_the_loops_thread_never_wait_and_never_write_and_fall
         assert await store.load("reg-00000001") == threaded
     finally:
         await store.close()
+
+
+async def test_a_registration_this_process_sealed_is_not_decoded_again_unless_its_row_changed(
+    tmp_path: Path, sealer: Sealer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The memo of sealed bytes: the row as this process wrote it comes back without a decode;
+    a row with other bytes (another process's write, a tampering) is opened and checked as ever."""
+    import sqlite3
+
+    import adapters.store.sqlite as sqlite_module
+    from orchestrator.errors import QuarantinedError
+    from orchestrator.model import State
+    from tests.contract.test_store_contract import commit, registration
+
+    decodes: list[bytes] = []
+    real = sqlite_module.registration_from
+
+    def counted(plain: bytes):  # type: ignore[no-untyped-def]
+        decodes.append(plain)
+        return real(plain)
+
+    monkeypatch.setattr(sqlite_module, "registration_from", counted)
+    path = tmp_path / "honnin.db"
+    store = await SqliteStore.open(path, sealer)
+    other = await SqliteStore.open(path, sealer)  # another worker on the same file
+    try:
+        written = registration()
+        await store.commit(commit("e1", written, 0))
+        loaded = await store.load_for_event("reg-00000001", "e2")
+        assert loaded is not None
+        assert loaded.registration == written
+        assert decodes == [], "sealed here, not opened again"
+        await other.commit(commit("e2", registration(state=State.CARD_READ), 1))
+        moved = await store.load("reg-00000001")
+        assert moved is not None
+        assert (moved.version, moved.registration.state, len(decodes)) == (2, State.CARD_READ, 1)
+        assert (await store.load("reg-00000001")) == moved
+        assert len(decodes) == 1, "opened once, then known by its bytes"
+        raw = sqlite3.connect(path, isolation_level=None)
+        (blob,) = raw.execute("SELECT data FROM registrations").fetchone()
+        raw.execute("UPDATE registrations SET data = ?", (blob[:-1] + bytes([blob[-1] ^ 1]),))
+        raw.close()
+        with pytest.raises(QuarantinedError):
+            await store.load("reg-00000001")
+    finally:
+        await store.close()
+        await other.close()
