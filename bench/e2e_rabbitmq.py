@@ -115,6 +115,8 @@ def start_worker(tmp: Path, prefix: str, n: int, port: int) -> subprocess.Popen[
         "HONNIN_FACILITY_TOKENS": f"{FACILITY}:{TOKEN}",
     }
     profile = ["-m", "cProfile", "-o", f"{PROFILE_DIR}/worker-{n}.prof"] if PROFILE_DIR else []
+    if PROFILE_DIR:
+        Path(PROFILE_DIR).mkdir(parents=True, exist_ok=True)  # cProfile would fail at the very end
     return subprocess.Popen([sys.executable, *profile, "-m", "honnin.cli", "run"], cwd=ROOT, env=env)
 
 
