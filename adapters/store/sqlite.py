@@ -85,8 +85,10 @@ class SqliteStore(SqliteOutbound, SqliteOperations, SqliteListing, SqliteInsight
         sealer: Sealer,
         readers: Sequence[aiosqlite.Connection],
         inline: sqlite3.Connection | None = None,
+        *,
+        lock_wait: float = 10.0,
     ) -> None:
-        self._writer = GroupWriter(db)  # every write, batched into group commits
+        self._writer = GroupWriter(db, lock_wait=lock_wait)  # every write, batched into group commits
         self._readers = Readers(readers, inline)  # every read outside a write, with no lock of ours
         self._sealer = sealer
         self._decoded = DecodedRegistrations()  # what this process sealed or opened lately
@@ -114,6 +116,7 @@ class SqliteStore(SqliteOutbound, SqliteOperations, SqliteListing, SqliteInsight
                 if len(opened_) == 1:
                     await db.execute("PRAGMA journal_mode = WAL")
                     await prepare(db, sealer)
+                    await db.execute("PRAGMA busy_timeout = 0")  # the writer waits its own way
         except BaseException as exc:
             for db in opened_:
                 await _close_after_failure(db)  # its thread would keep the process alive
@@ -122,7 +125,7 @@ class SqliteStore(SqliteOutbound, SqliteOperations, SqliteListing, SqliteInsight
                     f"cannot open the SQLite store at {path}: {exception_kind(exc)}"
                 ) from exc
             raise
-        return cls(opened_[0], sealer, opened_[1:], _inline_reader(path))
+        return cls(opened_[0], sealer, opened_[1:], _inline_reader(path), lock_wait=busy_timeout_ms / 1000)
 
     @property
     def _db(self) -> aiosqlite.Connection:

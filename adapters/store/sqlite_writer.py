@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import itertools
 import sqlite3
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -61,9 +62,10 @@ class _Slot:
 class GroupWriter:
     """The only path to the writer connection; `transaction()` is what SqliteStore's writes use."""
 
-    def __init__(self, db: aiosqlite.Connection, *, batch: int = BATCH) -> None:
+    def __init__(self, db: aiosqlite.Connection, *, batch: int = BATCH, lock_wait: float = 10.0) -> None:
         self.db = db
         self._batch = batch
+        self._lock_wait = lock_wait  # seconds BEGIN IMMEDIATE waits for another process's lock
         self._queue: deque[_Slot] = deque()
         self._pending = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -137,7 +139,7 @@ class GroupWriter:
             await self._jobs_batch(first)
             return
         try:
-            await self.db.execute("BEGIN IMMEDIATE")
+            await self.db._execute(begin_immediate, self.db._conn, self._lock_wait)  # type: ignore[no-untyped-call]
         except Exception as exc:  # a closed connection raises ValueError: the caller sees it as is
             if not first.turn.done():  # else its caller was cancelled during BEGIN: nobody to tell
                 first.turn.set_exception(_unavailable(exc) if isinstance(exc, sqlite3.Error) else exc)
@@ -175,7 +177,7 @@ class GroupWriter:
             job.turn.set_result(None)  # started: a cancelled caller no longer takes it back
         try:
             thread = self.db._execute  # aiosqlite's own hand-off to the connection's thread
-            outcomes = await thread(_batch_in_thread, self.db._conn, [j.job for j in jobs])  # type: ignore[no-untyped-call]
+            outcomes = await thread(_batch_in_thread, self.db._conn, [j.job for j in jobs], self._lock_wait)  # type: ignore[no-untyped-call]
         except BaseException as exc:
             for job in jobs:
                 job.committed.set_exception(_unavailable(exc) if isinstance(exc, sqlite3.Error) else exc)
@@ -327,9 +329,28 @@ def _jobs_in_thread(conn: sqlite3.Connection, jobs: list[Job]) -> list[tuple[boo
     return outcomes
 
 
-def _batch_in_thread(conn: sqlite3.Connection, jobs: list[Job]) -> list[tuple[bool, Any]]:
+def begin_immediate(conn: sqlite3.Connection, wait: float) -> None:
+    """BEGIN IMMEDIATE, retried every 50 µs to 1 ms while another process holds the write lock, for
+    `wait` seconds, then SQLITE_BUSY. The writer connection's own busy timeout is 0: SQLite's
+    busy handler sleeps 1, 2, 5, 10, 15, 20, 25 … ms between tries, so a worker sharing the file
+    lost up to 25 ms to every batch of the other's that it met, though those hold the lock for
+    about a millisecond."""
+    deadline = time.monotonic() + wait
+    pause = 0.00005
+    while True:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.001)
+
+
+def _batch_in_thread(conn: sqlite3.Connection, jobs: list[Job], wait: float) -> list[tuple[bool, Any]]:
     """BEGIN IMMEDIATE, the jobs each in its savepoint, COMMIT (ROLLBACK if that fails)."""
-    conn.execute("BEGIN IMMEDIATE")
+    begin_immediate(conn, wait)
     try:
         outcomes = _jobs_in_thread(conn, jobs)
         conn.execute("COMMIT")

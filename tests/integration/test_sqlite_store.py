@@ -156,3 +156,43 @@ async def test_a_registration_this_process_sealed_is_not_decoded_again_unless_it
     finally:
         await store.close()
         await other.close()
+
+
+def test_the_writer_takes_the_lock_within_a_millisecond_of_its_release_and_gives_up_at_its_wait(
+    tmp_path: Path,
+) -> None:
+    """BEGIN IMMEDIATE against another process's write lock: retried at short intervals (SQLite's
+    own busy handler sleeps up to 25 ms between tries), until the configured wait runs out."""
+    import sqlite3
+    import threading
+    import time
+
+    from adapters.store.sqlite_writer import begin_immediate
+
+    path = tmp_path / "lock.db"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("PRAGMA journal_mode = WAL")
+    holder.execute("CREATE TABLE t (x)")
+    writer = sqlite3.connect(path, isolation_level=None, timeout=0)
+    holder.execute("BEGIN IMMEDIATE")
+    started = time.monotonic()
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        begin_immediate(writer, 0.2)
+    assert 0.2 <= time.monotonic() - started < 1.0, "it waited its time, then said so"
+
+    released: list[float] = []
+
+    def release() -> None:
+        time.sleep(0.3)
+        released.append(time.monotonic())
+        holder.execute("COMMIT")
+
+    threading.Thread(target=release).start()
+    begin_immediate(writer, 5.0)
+    taken = time.monotonic()
+    writer.execute("INSERT INTO t VALUES (1)")
+    writer.execute("COMMIT")
+    assert released, "the lock was free only after the holder's COMMIT"
+    assert taken - released[0] < 0.02, f"taken {1000 * (taken - released[0]):.1f} ms after its release"
+    writer.close()
+    holder.close()
