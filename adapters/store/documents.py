@@ -69,10 +69,6 @@ class DecodedRegistrations:
             if len(self._kept) > self._size:
                 self._kept.popitem(last=False)
 
-    def forget(self, registration_id: str) -> None:
-        with self._lock:
-            self._kept.pop(registration_id, None)
-
 
 def registration_from(plain: bytes) -> Registration:
     """A stored registration document of any known version, as the current model."""

@@ -50,19 +50,18 @@ from orchestrator.versions import REGISTRATION_VERSION
 Synchronous = Literal["FULL", "NORMAL"]
 READERS = 2
 """Reader connections beside the writer: each has a thread, so reads overlap the writer's fsync."""
-_LOAD = (
+_REGISTRATION_ROWS = (
     "SELECT version, data, 0 FROM registrations WHERE id = ?"
     " UNION ALL SELECT 0, NULL, 1 FROM quarantine WHERE kind = 'registration' AND key = ?"
-    " ORDER BY 3 LIMIT 1"
 )
-"""A registration's row (kind 0), else its quarantine entry (kind 1)."""
+"""A registration's row (kind 0) and its quarantine entry (kind 1), whichever exist."""
+_LOAD = _REGISTRATION_ROWS + " ORDER BY 3 LIMIT 1"
+"""The registration's row, else its quarantine entry."""
 _LOAD_FOR_EVENT = (
-    "SELECT version, data, 0 FROM registrations WHERE id = ?"
-    " UNION ALL SELECT 0, NULL, 1 FROM quarantine WHERE kind = 'registration' AND key = ?"
-    " UNION ALL SELECT 0, NULL, 2 FROM processed_events WHERE event_id = ?"
-    " ORDER BY 3 DESC"
+    _REGISTRATION_ROWS  # noqa: S608 - constants only: the values are parameters
+    + " UNION ALL SELECT 0, NULL, 2 FROM processed_events WHERE event_id = ? ORDER BY 3 DESC"
 )
-"""`_LOAD`'s rows and whether the event was processed (kind 2): that first, the row last."""
+"""Those rows and whether the event was processed (kind 2): that first, the row last."""
 _PROCESSED = 2
 
 
@@ -167,7 +166,6 @@ class SqliteStore(SqliteOutbound, SqliteOperations, SqliteListing, SqliteInsight
                 plain = opened(self._sealer, data, f"registration:{registration_id}")
                 registration = registration_from(plain)
             except CorruptRowError as exc:
-                self._decoded.forget(registration_id)
                 where = {"registrations": ("id = ?", (registration_id,))}
                 raise await self._quarantine("registration", registration_id, where, exc) from exc
             self._decoded.put(registration_id, data, registration)

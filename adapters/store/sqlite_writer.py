@@ -279,8 +279,9 @@ class Readers:
     `point` reads one row by its key on the event loop's own thread, through a connection that
     never waits for a lock (busy_timeout 0, query_only): under WAL such a read takes a few
     microseconds, and the hop to a reader thread and back took 100-250 µs of the step's latency.
-    When it meets SQLITE_BUSY (a checkpoint resetting the WAL, a lost file) it goes to the threads,
-    which wait out the busy timeout as every other read does."""
+    When it fails in any way (SQLITE_BUSY from a checkpoint resetting the WAL, a closed or lost
+    file) the read goes to the threads, which wait out the busy timeout and report as every other
+    read does."""
 
     def __init__(
         self, connections: Sequence[aiosqlite.Connection], inline: sqlite3.Connection | None = None

@@ -1,18 +1,26 @@
-"""The SQLite store's own settings and failures: durable commits by default, and an opening that
-fails (or is cancelled) leaves no connection thread behind to keep the process alive."""
+"""The SQLite store's own settings and failures: durable commits by default, an opening that
+fails (or is cancelled) leaves no connection thread behind to keep the process alive, key reads on
+the loop's thread never wait or write, the memo of sealed bytes, and how the writer takes the lock."""
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
+import adapters.store.sqlite as sqlite_module
 from adapters.store.codec import Sealer
 from adapters.store.sqlite import SqliteStore
+from adapters.store.sqlite_writer import begin_immediate
 from honnin.bootstrap import open_store
 from honnin.settings import Settings
-from orchestrator.errors import ConfigurationError, StoreUnavailableError
+from orchestrator.errors import ConfigurationError, QuarantinedError, StoreUnavailableError
+from orchestrator.model import State
+from tests.contract.test_store_contract import commit, registration
 from tests.leaks import connection_threads
 
 
@@ -86,9 +94,6 @@ async def test_key_reads_on_the_loops_thread_never_wait_and_never_write_and_fall
 ) -> None:
     """Point reads run on the loop's thread through a connection that cannot block the loop on a
     lock nor write; when it cannot answer, the reader threads do, with the same result."""
-    import sqlite3
-
-    from tests.contract.test_store_contract import commit, registration
 
     store = await SqliteStore.open(tmp_path / "honnin.db", sealer)
     try:
@@ -116,12 +121,6 @@ async def test_a_registration_this_process_sealed_is_not_decoded_again_unless_it
 ) -> None:
     """The memo of sealed bytes: the row as this process wrote it comes back without a decode;
     a row with other bytes (another process's write, a tampering) is opened and checked as ever."""
-    import sqlite3
-
-    import adapters.store.sqlite as sqlite_module
-    from orchestrator.errors import QuarantinedError
-    from orchestrator.model import State
-    from tests.contract.test_store_contract import commit, registration
 
     decodes: list[bytes] = []
     real = sqlite_module.registration_from
@@ -163,11 +162,6 @@ def test_the_writer_takes_the_lock_within_a_millisecond_of_its_release_and_gives
 ) -> None:
     """BEGIN IMMEDIATE against another process's write lock: retried at short intervals (SQLite's
     own busy handler sleeps up to 25 ms between tries), until the configured wait runs out."""
-    import sqlite3
-    import threading
-    import time
-
-    from adapters.store.sqlite_writer import begin_immediate
 
     path = tmp_path / "lock.db"
     holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
