@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import sqlite3
+import time
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
@@ -75,6 +76,24 @@ def _inline_reader(path: Path) -> sqlite3.Connection | None:
     return db
 
 
+async def _prepare(db: aiosqlite.Connection, sealer: Sealer, wait: float) -> None:
+    """WAL and the schema, tried again for `wait` seconds while another worker starting on the same
+    file holds its lock: SQLite answers some of these steps with SQLITE_BUSY at once, without its
+    busy handler (turning a new file to WAL needs the exclusive lock; a statement whose snapshot
+    another process's commit made stale), and that worker then failed to start. `prepare` is one
+    transaction and rolls back, so trying it again is safe."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            await db.execute("PRAGMA journal_mode = WAL")
+            await prepare(db, sealer)
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                raise
+        await asyncio.sleep(0.001)
+
+
 class SqliteStore(SqliteOutbound, SqliteOperations, SqliteListing, SqliteInsights):
     """Safe for several processes on one file: writes take the lock up front (BEGIN IMMEDIATE)."""
 
@@ -113,8 +132,7 @@ class SqliteStore(SqliteOutbound, SqliteOperations, SqliteListing, SqliteInsight
                 await db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
                 await db.execute(f"PRAGMA synchronous = {synchronous}")
                 if len(opened_) == 1:
-                    await db.execute("PRAGMA journal_mode = WAL")
-                    await prepare(db, sealer)
+                    await _prepare(db, sealer, busy_timeout_ms / 1000)
                     await db.execute("PRAGMA busy_timeout = 0")  # the writer waits its own way
         except BaseException as exc:
             for db in opened_:

@@ -116,16 +116,24 @@ _SAMPLE = 8
 
 
 async def prepare(db: aiosqlite.Connection, sealer: Sealer) -> None:
-    await db.executescript(CORE_SCHEMA + OUTBOUND_SCHEMA + OPERATIONS_SCHEMA + AUDIT_SCHEMA + INSIGHTS_SCHEMA)
-    await db.execute("BEGIN IMMEDIATE")
+    """Tables, added columns, the key check and the indexes in one write transaction, its lock taken
+    up front: workers starting together on one file wait for each other (the busy timeout).
+    Run as separate statements, a `CREATE … IF NOT EXISTS` reads the schema, then writes; when
+    another process committed in between, SQLite fails it at once with SQLITE_BUSY instead of
+    waiting, and the second worker did not start."""
+    # executescript commits a pending transaction first (Python 3.11): BEGIN goes in the script
+    tables = CORE_SCHEMA + OUTBOUND_SCHEMA + OPERATIONS_SCHEMA + AUDIT_SCHEMA + INSIGHTS_SCHEMA
+    await db.executescript("BEGIN IMMEDIATE;\n" + tables)
     try:
         await _add_columns(db)
         await _check_key(db, sealer)
+        for statement in filter(None, (s.strip() for s in LISTING_INDEXES.split(";"))):
+            await db.execute(statement)
         await db.execute("COMMIT")
     except BaseException:
-        await db.execute("ROLLBACK")
+        if db.in_transaction:
+            await db.execute("ROLLBACK")
         raise
-    await db.executescript(LISTING_INDEXES)
 
 
 async def _add_columns(db: aiosqlite.Connection) -> None:

@@ -1,10 +1,13 @@
 """The SQLite store's own settings and failures: durable commits by default, an opening that
 fails (or is cancelled) leaves no connection thread behind to keep the process alive, key reads on
-the loop's thread never wait or write, the memo of sealed bytes, and how the writer takes the lock."""
+the loop's thread never wait or write, the memo of sealed bytes, how the writer takes the lock,
+and workers started together on one new file."""
 
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+import multiprocessing.synchronize
 import sqlite3
 import threading
 import time
@@ -190,3 +193,84 @@ def test_the_writer_takes_the_lock_within_a_millisecond_of_its_release_and_gives
     assert taken - released[0] < 0.02, f"taken {1000 * (taken - released[0]):.1f} ms after its release"
     writer.close()
     holder.close()
+
+
+def _hold_the_lock(path: Path, seconds: float, locked: threading.Event) -> None:
+    """Another worker's connection in the middle of creating the file (not yet WAL), holding its
+    write lock for `seconds`."""
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("CREATE TABLE begun (x)")
+    other.execute("BEGIN IMMEDIATE")
+    locked.set()
+    time.sleep(seconds)
+    other.execute("COMMIT")
+    other.close()
+
+
+async def test_opening_a_new_file_waits_for_another_workers_lock_then_opens(
+    tmp_path: Path, sealer: Sealer
+) -> None:
+    """Turning a new file to WAL needs its exclusive lock, and while another connection holds the
+    write lock SQLite answers SQLITE_BUSY at once, without its busy handler (it would deadlock): the
+    second of two workers started together used to fail."""
+    path = tmp_path / "shared.db"
+    locked = threading.Event()
+    holder = threading.Thread(target=_hold_the_lock, args=(path, 0.3, locked))
+    holder.start()
+    locked.wait()
+    started = time.monotonic()
+    store = await SqliteStore.open(path, sealer)
+    try:
+        assert time.monotonic() - started >= 0.25, "it waited for the lock"
+        assert (await store._fetch("PRAGMA journal_mode"))[0][0] == "wal"
+    finally:
+        await store.close()
+        holder.join()
+
+
+async def test_opening_gives_up_with_a_clear_error_when_the_lock_outlasts_the_busy_timeout(
+    tmp_path: Path, sealer: Sealer
+) -> None:
+    path = tmp_path / "shared.db"
+    locked = threading.Event()
+    holder = threading.Thread(target=_hold_the_lock, args=(path, 1.0, locked))
+    holder.start()
+    locked.wait()
+    before = connection_threads()
+    started = time.monotonic()
+    try:
+        with pytest.raises(StoreUnavailableError, match="SQLITE_BUSY"):
+            await SqliteStore.open(path, sealer, busy_timeout_ms=200)
+        assert 0.15 <= time.monotonic() - started < 0.9
+        assert connection_threads() <= before
+    finally:
+        holder.join()
+
+
+def _open_and_close(path: str, barrier: multiprocessing.synchronize.Barrier, key: bytes) -> None:
+    async def go() -> None:
+        barrier.wait()
+        store = await SqliteStore.open(Path(path), Sealer(key))
+        await store.close()
+
+    asyncio.run(go())
+
+
+def test_workers_started_together_on_a_new_file_all_open_it(tmp_path: Path) -> None:
+    """Four processes opening one new file at the same instant, again and again: every one opens
+    (each statement SQLite refuses at once without waiting is tried again within the busy timeout)."""
+    context = multiprocessing.get_context("spawn")
+    key = bytes(range(32))
+    failed = []
+    for round_ in range(8):
+        path = tmp_path / f"race-{round_}.db"
+        barrier = context.Barrier(4)
+        processes = [
+            context.Process(target=_open_and_close, args=(str(path), barrier, key)) for _ in range(4)
+        ]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join(60)
+        failed += [process.exitcode for process in processes if process.exitcode != 0]
+    assert not failed, f"{len(failed)} of 32 openings failed"
