@@ -12,13 +12,15 @@ challenge checked with the certificate's key, and the certificate's signature ch
 development CA's key. Tasks ack late (after the commit and after the next step's publish is
 confirmed); no result backend: the chain's state is the row.
 
-Workers: W `celery worker` processes (`--pool=solo`, the default: the best number on this
-machine; or `--pool=prefork`, one worker with W children), started before the clock and
-waited for until each says it is ready; gossip, mingle, heartbeats, events and remote control
-off. The driver, in this process, signs each registration's challenge with the dev CA card's
-key as Honnin's card emulator does (inside the timed window), sends its chain with at most
-`concurrency` (64) registrations in flight, and polls SQLite every 50 ms until every row says
-`activated`. In flight is counted from that poll, so a free slot is refilled within 50 ms.
+Workers: W `celery worker` processes, `--pool=solo --concurrency=1` each (the default, and
+Celery's best number here: about 128 against 110 for `--pool=prefork`, one worker with W
+children), started before the clock and waited for until each says it is ready; gossip, mingle,
+heartbeats, events and remote control off; prefetch multiplier 16 (CELERY_BENCH_PREFETCH; 4, 8,
+16 and 32 measured within noise of each other). The driver, in this process, signs each
+registration's challenge with the dev CA card's key as Honnin's card emulator does (inside the
+timed window), sends its chain with at most `concurrency` (64) registrations in flight, and
+polls SQLite every 50 ms until every row says `activated`. In flight is counted from that
+poll, so a free slot is refilled within 50 ms.
 
     .venv/bin/python bench/celery_chain.py [--n 2000] [--workers 2] [--pool solo|prefork]
 
@@ -54,7 +56,7 @@ from kombu import Connection, Exchange, Queue
 
 URL = os.environ.get("HONNIN_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
 STEPS = ("started", "card_read", "confirmed", "signature_verified", "activated")
-PREFETCH_MULTIPLIER = 8
+PREFETCH_MULTIPLIER = int(os.environ.get("CELERY_BENCH_PREFETCH", "16"))  # the workers' basic.qos
 POLL_SECONDS = 0.05
 DELAYED_LEVELS = 28  # kombu's native delayed delivery: celery_delayed_0 … celery_delayed_27
 SCHEMA = "CREATE TABLE registrations(id TEXT PRIMARY KEY, state TEXT, version INTEGER, data BLOB)"
@@ -333,6 +335,8 @@ def end_to_end(n: int, workers: int, tmp: Path, concurrency: int = 64, pool: str
                 raise RuntimeError(f"a celery worker exited:\n{log.read_text()[-3000:]}")
         elapsed = time.perf_counter() - started_at
         assert done == n, f"{n - done} of {n} registrations not activated:\n{log.read_text()[-3000:]}"
+        five = state.execute("SELECT count(*) FROM registrations WHERE version = 5").fetchone()[0]
+        assert five == n, f"{n - five} activated rows not at version 5"  # one write per step
         return n / elapsed
     finally:
         for process in processes:
