@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import os
 import signal
 import socket
@@ -26,8 +27,10 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -43,6 +46,7 @@ from orchestrator.topology import QUEUES
 URL = os.environ.get("HONNIN_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
 MESSAGES_PER_REGISTRATION = 7
 FACILITY, TOKEN = "facility-emu", "facility-emu-token-0123456789"
+T = TypeVar("T")
 
 
 async def floor(messages: int, window: int) -> float:
@@ -146,8 +150,13 @@ async def end_to_end(n: int, workers: int, tmp: Path, concurrency: int = 1) -> f
             async with gate:
                 await emulator.register(f"reg-bench-{i:06d}")
 
-        await asyncio.gather(*(one(i) for i in range(n)))
-        missing = await emulator.wait_activated(within=600)
+        watch = asyncio.create_task(_exited(processes))  # a worker that died would leave a 600 s wait
+        try:
+            driven = asyncio.gather(*(one(i) for i in range(n)))
+            await _first_of(driven, watch)
+            missing = await _first_of(emulator.wait_activated(within=600), watch)
+        finally:
+            watch.cancel()
         elapsed = time.perf_counter() - started
         assert not missing, f"{len(missing)} registrations not activated"
         return n / elapsed
@@ -159,6 +168,25 @@ async def end_to_end(n: int, workers: int, tmp: Path, concurrency: int = 1) -> f
             process.wait(timeout=60)
         await bus.delete_topology()
         await bus.close()
+
+
+async def _exited(processes: list[subprocess.Popen[bytes]]) -> None:
+    while all(process.poll() is None for process in processes):  # noqa: ASYNC110 - a Popen has no awaitable exit
+        await asyncio.sleep(0.2)
+    codes = [process.poll() for process in processes]
+    raise RuntimeError(f"a worker exited during the run (exit codes {codes}): see its output above")
+
+
+async def _first_of(work: Awaitable[T], watch: asyncio.Task[None]) -> T:
+    """`work`'s result, unless the watch fails first (its error, `work` cancelled)."""
+    task = asyncio.ensure_future(work)
+    await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        watch.result()
+    return task.result()
 
 
 async def main(n: int, workers: int) -> None:

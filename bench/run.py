@@ -1,7 +1,9 @@
 """Every throughput number the README quotes, in one run, each beside its floor.
 
 1. RabbitMQ: Honnin end to end with 2 `honnin run` workers (bench/e2e_rabbitmq.py) against the
-   bare aio-pika floor of 5 confirmed persistent messages per registration through a quorum queue.
+   bare aio-pika floor of 5 confirmed persistent messages per registration through a quorum queue;
+   beside them the peer, a Celery 5.7 chain of the same five steps with 2 workers on the same
+   broker (bench/celery_chain.py; needs the `bench` extra, skipped with a note without it).
 2. Embedded default (SQLite, synchronous=FULL, in-process bus, verifier on): Honnin end to end in
    this process (bench/embedded.py) against the bare SQLite floor of 5 version-checked UPDATE
    transactions per registration (WAL, the store's synchronous setting).
@@ -55,6 +57,15 @@ async def rabbitmq(plan: Plan, workers: int) -> float:
     with tempfile.TemporaryDirectory() as directory:
         e2e = await e2e_rabbitmq.end_to_end(plan.rabbitmq, workers, Path(directory), plan.concurrency)
     print(f"rabbitmq: honnin end to end, {workers} workers: {e2e:8.1f} registrations/s ({plan.rabbitmq})")
+    try:
+        from bench import celery_chain
+    except ImportError:
+        print("rabbitmq: celery chain skipped (pip install -e '.[bench]' to measure the peer)")
+    else:
+        with tempfile.TemporaryDirectory() as directory:
+            peer = await asyncio.to_thread(celery_chain.end_to_end, plan.rabbitmq, workers, Path(directory))
+        print(f"rabbitmq: celery chain, {workers} workers: {peer:8.1f} registrations/s ({plan.rabbitmq})")
+        print(f"rabbitmq: honnin / celery: {e2e / peer:.2f}")
     messages = plan.rabbitmq * MESSAGES_PER_REGISTRATION
     floor = await e2e_rabbitmq.floor(messages, 256) / MESSAGES_PER_REGISTRATION
     print(f"rabbitmq: bare aio-pika floor, 5 confirmed messages: {floor:8.1f} registrations/s")
