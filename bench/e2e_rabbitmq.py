@@ -49,9 +49,10 @@ FACILITY, TOKEN = "facility-emu", "facility-emu-token-0123456789"
 T = TypeVar("T")
 
 
-async def floor(messages: int, window: int) -> float:
+async def floor(messages: int, window: int, cpu: dict[str, float] | None = None) -> float:
     """Messages per second through bare aio-pika: confirmed publishes (`window` awaiting their
-    confirms at once; 1 is what Honnin's relay does), acked consumption, one connection."""
+    confirms at once; 1 is what Honnin's relay does), acked consumption, one connection. `cpu`,
+    given, gets the CPU seconds of the timed part (broker, client)."""
     connection = await aio_pika.connect_robust(URL)
     try:
         channel = await connection.channel(publisher_confirms=True)
@@ -71,6 +72,7 @@ async def floor(messages: int, window: int) -> float:
 
         await queue.consume(on_message)
         body = b"x" * 600  # about an envelope's size
+        meter = CpuMeter([])
         started = time.perf_counter()
         for first in range(0, messages, window):
             await asyncio.gather(
@@ -86,10 +88,59 @@ async def floor(messages: int, window: int) -> float:
             )
         await done.wait()
         elapsed = time.perf_counter() - started
+        if cpu is not None:
+            spent = meter.spent()
+            cpu.update(broker=spent["broker"], client=spent["driver"])
         await queue.delete(if_unused=False, if_empty=False)
         return messages / elapsed
     finally:
         await connection.close()
+
+
+class CpuMeter:
+    """CPU seconds (user + system, every thread) spent from its start by the broker's processes
+    (beam.smp, when it runs on this machine), the given worker processes and this one (Linux /proc)."""
+
+    def __init__(self, workers: list[int]) -> None:
+        self._workers = workers
+        self._start = self._now()
+
+    def _now(self) -> dict[str, float]:
+        return {
+            "broker": sum(_cpu_seconds(pid) for pid in _broker_pids()),
+            "workers": sum(_cpu_seconds(pid) for pid in self._workers),
+            "driver": time.process_time(),
+        }
+
+    def spent(self) -> dict[str, float]:
+        now = self._now()
+        return {party: now[party] - self._start[party] for party in now}
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _broker_pids() -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "comm").read_text().strip() == "beam.smp":
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
+def report_cpu(label: str, spent: dict[str, float], registrations: int) -> None:
+    """CPU milliseconds per registration by party: what a machine's cores must hold."""
+    parts = ", ".join(f"{party} {seconds / registrations * 1000:.2f}" for party, seconds in spent.items())
+    total = sum(spent.values()) / registrations * 1000
+    print(f"{label}: CPU ms per registration: {parts}; total {total:.2f} ({os.cpu_count()} cores)")
 
 
 def free_port() -> int:
@@ -124,9 +175,12 @@ def start_worker(tmp: Path, prefix: str, n: int, port: int) -> subprocess.Popen[
     return subprocess.Popen([sys.executable, *profile, "-m", "honnin.cli", "run"], cwd=ROOT, env=env)
 
 
-async def end_to_end(n: int, workers: int, tmp: Path, concurrency: int = 1) -> float:
+async def end_to_end(
+    n: int, workers: int, tmp: Path, concurrency: int = 1, cpu: dict[str, float] | None = None
+) -> float:
     """Registrations per second; `concurrency` registrations are started at once, as many
-    facility pages and phones would."""
+    facility pages and phones would. `cpu`, given, gets the CPU seconds of the timed part by party
+    (broker, workers, driver)."""
     prefix = f"bench{uuid.uuid4().hex[:6]}."
     now = datetime.now(UTC)
     ca = DevCA.create(now=now - timedelta(days=1))
@@ -143,6 +197,7 @@ async def end_to_end(n: int, workers: int, tmp: Path, concurrency: int = 1) -> f
             await bus.declare_queue(queue, bindings)
         await emulator.listen()
         await asyncio.sleep(2)  # let the workers connect: their start-up is not what is measured
+        meter = CpuMeter([process.pid for process in processes])
         started = time.perf_counter()
         gate = asyncio.Semaphore(concurrency)
 
@@ -158,6 +213,8 @@ async def end_to_end(n: int, workers: int, tmp: Path, concurrency: int = 1) -> f
         finally:
             watch.cancel()
         elapsed = time.perf_counter() - started
+        if cpu is not None:
+            cpu.update(meter.spent())
         assert not missing, f"{len(missing)} registrations not activated"
         return n / elapsed
     finally:

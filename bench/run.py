@@ -55,8 +55,10 @@ QUICK = Plan(rabbitmq=200, embedded=200, floor=300, memory=(1_000, 3_000), concu
 
 async def rabbitmq(plan: Plan, workers: int) -> float:
     with tempfile.TemporaryDirectory() as directory:
-        e2e = await e2e_rabbitmq.end_to_end(plan.rabbitmq, workers, Path(directory), plan.concurrency)
+        spent: dict[str, float] = {}
+        e2e = await e2e_rabbitmq.end_to_end(plan.rabbitmq, workers, Path(directory), plan.concurrency, spent)
     print(f"rabbitmq: honnin end to end, {workers} workers: {e2e:8.1f} registrations/s ({plan.rabbitmq})")
+    e2e_rabbitmq.report_cpu("rabbitmq: honnin", spent, plan.rabbitmq)
     try:
         from bench import celery_chain
     except ImportError:
@@ -67,8 +69,10 @@ async def rabbitmq(plan: Plan, workers: int) -> float:
         print(f"rabbitmq: celery chain, {workers} workers: {peer:8.1f} registrations/s ({plan.rabbitmq})")
         print(f"rabbitmq: honnin / celery: {e2e / peer:.2f}")
     messages = plan.rabbitmq * MESSAGES_PER_REGISTRATION
-    floor = await e2e_rabbitmq.floor(messages, 256) / MESSAGES_PER_REGISTRATION
+    floor_spent: dict[str, float] = {}
+    floor = await e2e_rabbitmq.floor(messages, 256, floor_spent) / MESSAGES_PER_REGISTRATION
     print(f"rabbitmq: bare aio-pika floor, 5 confirmed messages: {floor:8.1f} registrations/s")
+    e2e_rabbitmq.report_cpu("rabbitmq: floor", floor_spent, plan.rabbitmq)
     return e2e / floor
 
 
