@@ -85,7 +85,8 @@ class Generation:
     not_before: date
     not_after: date
     fingerprint: str  # SHA-256 of the DER, upper-case hex without separators
-    cards: str  # the cards it issued, as people would recognise them
+    cards: str  # the cards it issued, as people would recognise them, in words: two dates in digits
+    # ("2019-09 – 2023-07") are 12 digits, which the log screen masks as an individual number
 
     def valid_on(self, day: date) -> bool:
         return self.not_before <= day <= self.not_after
@@ -98,7 +99,7 @@ JLIS_SIGNING_GENERATIONS: tuple[Generation, ...] = (
         date(2015, 10, 20),
         date(2025, 10, 19),
         "19645405A1FE14377434BD55957628AC4038557C542403A2243F21C706FC9355",
-        "cards issued 2015-10 – 2019-09",
+        "cards issued from October 2015 to September 2019",
     ),
     Generation(
         "signca02",
@@ -106,7 +107,7 @@ JLIS_SIGNING_GENERATIONS: tuple[Generation, ...] = (
         date(2019, 9, 14),
         date(2029, 9, 14),
         "79679C33E4CC9319440F1AD120A597FF1844E2EF217063ADB176966FD5E6FBEB",
-        "cards issued 2019-09 – 2023-07",
+        "cards issued from September 2019 to July 2023",
     ),
     Generation(
         "signca03",
@@ -114,7 +115,7 @@ JLIS_SIGNING_GENERATIONS: tuple[Generation, ...] = (
         date(2023, 7, 16),
         date(2033, 7, 15),
         "D227F6CDE11D35C5252178F106F843D24651944975413B539FA2FB68DBFA365F",
-        "cards issued since 2023-07",
+        "cards issued since July 2023",
     ),
 )
 INSTALLED_SUFFIX = ".pem"

@@ -28,6 +28,7 @@ from honnin import verification
 from honnin.settings import Settings
 from orchestrator.errors import ConfigurationError
 from schemas.payloads import CardFacts
+from schemas.privacy import mask_individual_numbers
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_2015 = ROOT / "adapters" / "ca_revocation" / "trust_anchors" / "sign_ca_2015.pem"
@@ -111,7 +112,7 @@ def test_start_up_names_the_cards_a_missing_generation_would_refuse(ca: DevCA, t
         verification.pipeline(settings, None, FakeClock(NOW))
     missing = [entry for entry in logs if entry["event"] == "trust_anchors.generation_missing"]
     assert [(entry["generation"], entry["log_level"]) for entry in missing] == [("signca02", "warning")]
-    assert "cards issued 2019-09 – 2023-07" in missing[0]["refused"]
+    assert "cards issued from September 2019 to July 2023" in missing[0]["refused"]
     table = table_for(ca)
     with capture_logs() as logs:
         verification.pipeline(settings, None, FakeClock(NOW), generations=table)
@@ -161,3 +162,12 @@ def test_the_cli_installs_the_real_2015_root_and_refuses_a_dev_ca_root(ca: DevCA
     assert refused.returncode == 1
     assert "not a published JPKI signing root" in refused.stderr
     assert sorted(path.name for path in (data / "anchors").iterdir()) == ["signca01.pem"]
+
+
+def test_every_generations_cards_survive_the_log_screen() -> None:
+    """The warning is written through the individual-number screen, which masks any 12 digits in a
+    row with separators between them: dates written as digits ("2019-09 – 2023-07") were masked
+    and the operator read "[individual-number-removed] would be refused"."""
+    for generation in JLIS_SIGNING_GENERATIONS:
+        text = f"{generation.cards} would be refused with Code 30"
+        assert mask_individual_numbers(text) == text, generation.name
