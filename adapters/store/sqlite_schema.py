@@ -121,10 +121,10 @@ async def prepare(db: aiosqlite.Connection, sealer: Sealer) -> None:
     Run as separate statements, a `CREATE … IF NOT EXISTS` reads the schema, then writes; when
     another process committed in between, SQLite fails it at once with SQLITE_BUSY instead of
     waiting, and the second worker did not start."""
-    # executescript commits a pending transaction first (Python 3.11): BEGIN goes in the script
     tables = CORE_SCHEMA + OUTBOUND_SCHEMA + OPERATIONS_SCHEMA + AUDIT_SCHEMA + INSIGHTS_SCHEMA
-    await db.executescript("BEGIN IMMEDIATE;\n" + tables)
     try:
+        # executescript commits a pending transaction first (Python 3.11): BEGIN goes in the script
+        await db.executescript("BEGIN IMMEDIATE;\n" + tables)
         await _add_columns(db)
         await _check_key(db, sealer)
         for statement in filter(None, (s.strip() for s in LISTING_INDEXES.split(";"))):

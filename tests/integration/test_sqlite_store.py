@@ -80,16 +80,21 @@ async def test_an_opening_refused_after_connecting_closes_its_connection(
     even while the error (and its traceback, which holds the connection) is still kept — as an
     uncaught error is at exit, where a thread still running would keep the process alive."""
     path = tmp_path / "honnin.db"
-    await (await SqliteStore.open(path, sealer)).close()
     before = len(connection_threads())
+    await (await SqliteStore.open(path, sealer)).close()
+    await _threads_back_to(before)  # a closed connection's thread ends a moment after close()
     with pytest.raises(ConfigurationError, match="does not open this store") as caught:
         await SqliteStore.open(path, Sealer(bytes(32)))
-    for _ in range(40):
-        if len(connection_threads()) == before:
-            break
-        await asyncio.sleep(0.05)
+    await _threads_back_to(before)
     assert caught.value.__traceback__ is not None
     assert len(connection_threads()) == before, "closed, not left to the garbage collector"
+
+
+async def _threads_back_to(count: int) -> None:
+    for _ in range(40):
+        if len(connection_threads()) == count:
+            return
+        await asyncio.sleep(0.05)
 
 
 async def test_key_reads_on_the_loops_thread_never_wait_and_never_write_and_fall_back(
@@ -236,13 +241,14 @@ async def test_opening_gives_up_with_a_clear_error_when_the_lock_outlasts_the_bu
     holder = threading.Thread(target=_hold_the_lock, args=(path, 1.0, locked))
     holder.start()
     locked.wait()
-    before = connection_threads()
+    before = len(connection_threads())
     started = time.monotonic()
     try:
         with pytest.raises(StoreUnavailableError, match="SQLITE_BUSY"):
             await SqliteStore.open(path, sealer, busy_timeout_ms=200)
         assert 0.15 <= time.monotonic() - started < 0.9
-        assert connection_threads() <= before
+        await _threads_back_to(before)
+        assert len(connection_threads()) == before, "its connections closed"
     finally:
         holder.join()
 
