@@ -22,8 +22,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -51,6 +53,48 @@ class Plan:
 
 FULL = Plan(rabbitmq=2000, embedded=2000, floor=2000, memory=(10_000, 100_000), concurrency=64, latency=300)
 QUICK = Plan(rabbitmq=200, embedded=200, floor=300, memory=(1_000, 3_000), concurrency=64, latency=50)
+
+
+class HostSteal:
+    """The share of this machine's CPU time its hypervisor gave to other guests (the `steal` column
+    of /proc/stat) since the start: a virtual machine on a busy host runs everything slower, and
+    the run's numbers are read beside it. None where /proc/stat has no steal column."""
+
+    def __init__(self) -> None:
+        self._start = self._read()
+
+    @staticmethod
+    def _read() -> tuple[int, int] | None:
+        try:
+            with open("/proc/stat") as stat:
+                fields = [int(f) for f in stat.readline().split()[1:9]]
+        except (OSError, ValueError):
+            return None
+        return (fields[7], sum(fields)) if len(fields) == 8 else None
+
+    def percent(self) -> float | None:
+        now = self._read()
+        if now is None or self._start is None or now[1] == self._start[1]:
+            return None
+        return (now[0] - self._start[0]) / (now[1] - self._start[1]) * 100
+
+
+def report_machine() -> None:
+    """One line that tells one day's machine from another's: the cores, a pure-Python loop's time
+    (the interpreter's speed on this CPU) and the load before the run."""
+    started = time.perf_counter()
+    total = 0
+    for i in range(10_000_000):
+        total += i
+    loop = time.perf_counter() - started
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"machine: {os.cpu_count()} cores; 10^7 Python additions {loop:.2f} s; load average {load:.2f}")
+
+
+def report_steal(part: str, steal: HostSteal) -> None:
+    share = steal.percent()
+    if share is not None:
+        print(f"{part}: host steal {share:.1f} % of the machine's CPU time during this part")
 
 
 async def rabbitmq(plan: Plan, workers: int) -> float:
@@ -111,11 +155,16 @@ async def memory(plan: Plan) -> None:
 
 async def main(plan: Plan, workers: int, parts: set[str]) -> None:
     ratios: dict[str, float | None] = {"rabbitmq": None, "embedded": None}
+    report_machine()
     if "rabbitmq" in parts:
+        steal = HostSteal()
         ratios["rabbitmq"] = await rabbitmq(plan, workers)
+        report_steal("rabbitmq", steal)
     if "embedded" in parts:
+        steal = HostSteal()
         ratios["embedded"], alone, loaded = await embedded(plan)
         report_latencies(alone, loaded, plan.concurrency)
+        report_steal("embedded", steal)
     if "memory" in parts:
         await memory(plan)
     for name, ratio in ratios.items():
