@@ -33,7 +33,7 @@ from adapters.store.sqlite_listing import LISTING_NAMES, LISTING_SET, SqliteList
 from adapters.store.sqlite_operations import SqliteOperations
 from adapters.store.sqlite_outbound import SqliteOutbound
 from adapters.store.sqlite_schema import prepare
-from adapters.store.sqlite_writer import GroupWriter, Readers
+from adapters.store.sqlite_writer import GroupWriter, Readers, busy
 from orchestrator.errors import (
     ConfigurationError,
     CorruptRowError,
@@ -81,17 +81,23 @@ async def _prepare(db: aiosqlite.Connection, sealer: Sealer, wait: float) -> Non
     file holds its lock: SQLite answers some of these steps with SQLITE_BUSY at once, without its
     busy handler (turning a new file to WAL needs the exclusive lock; a statement whose snapshot
     another process's commit made stale), and that worker then failed to start. `prepare` is one
-    transaction and rolls back, so trying it again is safe."""
+    transaction and rolls back, so trying it again is safe. Each try's own busy handler gets only
+    the time left, so the whole wait stays within `wait`; the pause between tries grows from 1 ms
+    to 50 ms (the other worker's preparation takes tens of milliseconds)."""
     deadline = time.monotonic() + wait
+    pause = 0.001
     while True:
+        left_ms = max(1, int((deadline - time.monotonic()) * 1000))
+        await db.execute(f"PRAGMA busy_timeout = {left_ms}")
         try:
             await db.execute("PRAGMA journal_mode = WAL")
             await prepare(db, sealer)
             return
         except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+            if not busy(exc) or time.monotonic() >= deadline:
                 raise
-        await asyncio.sleep(0.001)
+        await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+        pause = min(pause * 2, 0.05)
 
 
 class SqliteStore(SqliteOutbound, SqliteOperations, SqliteListing, SqliteInsights):

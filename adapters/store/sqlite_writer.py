@@ -40,6 +40,23 @@ def _unavailable(exc: BaseException) -> StoreUnavailableError:
     return error
 
 
+def _failure(exc: BaseException) -> BaseException:
+    """What a caller hears of a failed hand-off: SQLite's errors and a closed connection (aiosqlite
+    raises a bare ValueError for it, which a worker stopping meets: an HTTP long poll still
+    running) are the store being unavailable, to be tried again; anything else as it is."""
+    if isinstance(exc, sqlite3.Error):
+        return _unavailable(exc)
+    if isinstance(exc, ValueError) and str(exc) in _CLOSED:
+        error = StoreUnavailableError("the SQLite store is closed: this process is stopping")
+        error.__cause__ = exc
+        return error
+    return exc
+
+
+_CLOSED = frozenset({"Connection closed", "no active connection"})
+"""aiosqlite's words for a connection that was closed (its `_execute` and `_conn`)."""
+
+
 def _quiet(future: asyncio.Future[None]) -> None:
     """A caller cancelled before it heard the outcome must not leave 'never retrieved' noise."""
     if not future.cancelled():
@@ -140,9 +157,9 @@ class GroupWriter:
             return
         try:
             await self.db._execute(begin_immediate, self.db._conn, self._lock_wait)  # type: ignore[no-untyped-call]
-        except Exception as exc:  # a closed connection raises ValueError: the caller sees it as is
+        except Exception as exc:
             if not first.turn.done():  # else its caller was cancelled during BEGIN: nobody to tell
-                first.turn.set_exception(_unavailable(exc) if isinstance(exc, sqlite3.Error) else exc)
+                first.turn.set_exception(_failure(exc))
             return
         kept: list[_Slot] = []
         room = min(self._batch, len(self._queue) + 1)  # those queued now: the write lock, which
@@ -180,7 +197,7 @@ class GroupWriter:
             outcomes = await thread(_batch_in_thread, self.db._conn, [j.job for j in jobs], self._lock_wait)  # type: ignore[no-untyped-call]
         except BaseException as exc:
             for job in jobs:
-                job.committed.set_exception(_unavailable(exc) if isinstance(exc, sqlite3.Error) else exc)
+                job.committed.set_exception(_failure(exc))
             if not isinstance(exc, Exception):
                 raise
             return
@@ -223,7 +240,7 @@ class GroupWriter:
             outcomes = await thread(_jobs_in_thread, self.db._conn, [j.job for j in jobs])  # type: ignore[no-untyped-call]
         except BaseException as exc:
             for job in jobs:
-                job.committed.set_exception(_unavailable(exc) if isinstance(exc, sqlite3.Error) else exc)
+                job.committed.set_exception(_failure(exc))
             raise
         kept = []
         for job, (ok, value) in zip(jobs, outcomes, strict=True):
@@ -301,8 +318,11 @@ class Readers:
     async def fetch(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
         try:
             return list(await next(self._turns).execute_fetchall(sql, params))  # one hop to its thread
-        except sqlite3.OperationalError as exc:
-            raise _unavailable(exc) from exc
+        except (sqlite3.OperationalError, ValueError) as exc:
+            failure = _failure(exc)
+            if failure is exc:
+                raise
+            raise failure from exc
 
     async def close(self) -> None:
         if self._inline is not None:
@@ -330,6 +350,13 @@ def _jobs_in_thread(conn: sqlite3.Connection, jobs: list[Job]) -> list[tuple[boo
     return outcomes
 
 
+def busy(exc: sqlite3.Error) -> bool:
+    """SQLITE_BUSY in any of its extended forms: `sqlite_errorcode` is the extended code, and
+    SQLITE_BUSY_SNAPSHOT (a snapshot another process's commit made stale) or SQLITE_BUSY_RECOVERY
+    (another process recovering the WAL after a crash) are as passing as the plain one."""
+    return (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF == sqlite3.SQLITE_BUSY
+
+
 def begin_immediate(conn: sqlite3.Connection, wait: float) -> None:
     """BEGIN IMMEDIATE, retried every 50 µs to 1 ms while another process holds the write lock, for
     `wait` seconds, then SQLITE_BUSY. The writer connection's own busy timeout is 0: SQLite's
@@ -343,7 +370,7 @@ def begin_immediate(conn: sqlite3.Connection, wait: float) -> None:
             conn.execute("BEGIN IMMEDIATE")
             return
         except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+            if not busy(exc) or time.monotonic() >= deadline:
                 raise
         time.sleep(pause)
         pause = min(pause * 2, 0.001)

@@ -11,6 +11,7 @@ import multiprocessing.synchronize
 import sqlite3
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ import pytest
 import adapters.store.sqlite as sqlite_module
 from adapters.store.codec import Sealer
 from adapters.store.sqlite import SqliteStore
-from adapters.store.sqlite_writer import begin_immediate
+from adapters.store.sqlite_writer import begin_immediate, busy
 from honnin.bootstrap import open_store
 from honnin.settings import Settings
 from orchestrator.errors import ConfigurationError, QuarantinedError, StoreUnavailableError
@@ -222,7 +223,7 @@ async def test_opening_a_new_file_waits_for_another_workers_lock_then_opens(
     locked = threading.Event()
     holder = threading.Thread(target=_hold_the_lock, args=(path, 0.3, locked))
     holder.start()
-    locked.wait()
+    assert locked.wait(5)
     started = time.monotonic()
     store = await SqliteStore.open(path, sealer)
     try:
@@ -240,7 +241,7 @@ async def test_opening_gives_up_with_a_clear_error_when_the_lock_outlasts_the_bu
     locked = threading.Event()
     holder = threading.Thread(target=_hold_the_lock, args=(path, 1.0, locked))
     holder.start()
-    locked.wait()
+    assert locked.wait(5)
     before = len(connection_threads())
     started = time.monotonic()
     try:
@@ -255,7 +256,7 @@ async def test_opening_gives_up_with_a_clear_error_when_the_lock_outlasts_the_bu
 
 def _open_and_close(path: str, barrier: multiprocessing.synchronize.Barrier, key: bytes) -> None:
     async def go() -> None:
-        barrier.wait()
+        barrier.wait(timeout=30)
         store = await SqliteStore.open(Path(path), Sealer(key))
         await store.close()
 
@@ -272,11 +273,66 @@ def test_workers_started_together_on_a_new_file_all_open_it(tmp_path: Path) -> N
         path = tmp_path / f"race-{round_}.db"
         barrier = context.Barrier(4)
         processes = [
-            context.Process(target=_open_and_close, args=(str(path), barrier, key)) for _ in range(4)
+            context.Process(target=_open_and_close, args=(str(path), barrier, key), daemon=True)
+            for _ in range(4)
         ]
         for process in processes:
             process.start()
-        for process in processes:
-            process.join(60)
+        try:
+            for process in processes:
+                process.join(60)
+        finally:
+            for process in processes:
+                if process.is_alive():  # one stuck: the test fails, and leaves nothing running
+                    process.kill()
+                    process.join()
         failed += [process.exitcode for process in processes if process.exitcode != 0]
     assert not failed, f"{len(failed)} of 32 openings failed"
+
+
+def test_every_kind_of_busy_is_waited_for_and_nothing_else(tmp_path: Path) -> None:
+    """`sqlite_errorcode` is SQLite's extended code: a snapshot another connection's commit made
+    stale is SQLITE_BUSY_SNAPSHOT (517), not 5, and is as passing; a constraint is not."""
+    path = tmp_path / "busy.db"
+    first = sqlite3.connect(path, isolation_level=None)
+    second = sqlite3.connect(path, isolation_level=None)
+    try:
+        first.execute("PRAGMA journal_mode = WAL")
+        first.execute("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+        first.execute("BEGIN")
+        first.execute("SELECT count(*) FROM t").fetchone()  # its snapshot starts here
+        second.execute("INSERT INTO t VALUES (1)")  # and is stale from here
+        with pytest.raises(sqlite3.OperationalError) as stale:
+            first.execute("INSERT INTO t VALUES (2)")
+        first.execute("ROLLBACK")
+        assert stale.value.sqlite_errorcode == 517  # SQLITE_BUSY_SNAPSHOT
+        assert busy(stale.value)
+        with pytest.raises(sqlite3.IntegrityError) as duplicate:
+            second.execute("INSERT INTO t VALUES (1)")
+        assert not busy(duplicate.value)
+    finally:
+        first.close()
+        second.close()
+
+
+async def test_a_closed_store_answers_every_call_as_unavailable_not_as_a_bare_error(
+    tmp_path: Path, sealer: Sealer
+) -> None:
+    """A worker stopping closes its store while an HTTP long poll may still be reading: aiosqlite's
+    bare `ValueError('Connection closed')` became an `http.unexpected_error` and a 500; the store
+    being gone is retryable (503, or the message handed back), for reads and both kinds of write."""
+    store = await SqliteStore.open(tmp_path / "closed.db", sealer)
+    await store.close()
+    now = datetime.now(UTC)
+    calls = {
+        "load": lambda: store.load("reg-1"),
+        "load_for_event": lambda: store.load_for_event("reg-1", "e-1"),
+        "feed": lambda: store.feed("facility-1", 0, 10),
+        "history": lambda: store.history("reg-1"),
+        "purge_feed (a transaction)": lambda: store.purge_feed(now, 10),
+        "mark_sent (a job)": lambda: store.mark_sent(["m-1"], now),
+    }
+    for name, call in calls.items():
+        with pytest.raises(StoreUnavailableError, match="closed") as raised:
+            await call()
+        assert isinstance(raised.value.__cause__, ValueError), name
