@@ -171,11 +171,54 @@ def timeout_middleware(seconds: float) -> Middleware:
     return bounded
 
 
+IN_FLIGHT = web.AppKey("honnin_in_flight", set[asyncio.Task[Any]])
+"""The tasks running a request's handler now: `serve` ends those its runner left running."""
+
+OUTLIVING_WAIT = 5.0
+"""Seconds `serve` waits for the handlers it cancelled at the end to finish."""
+
+
+def tracking(tasks: set[asyncio.Task[Any]]) -> Middleware:
+    """Keeps in `tasks` the task of every handler running."""
+
+    @web.middleware
+    async def tracked(request: web.Request, handler: Handler) -> web.StreamResponse:
+        task = asyncio.current_task()
+        if task is None:
+            return await handler(request)
+        tasks.add(task)
+        try:
+            return await handler(request)
+        finally:
+            tasks.discard(task)
+
+    return tracked
+
+
 def application(timeout: float = REQUEST_TIMEOUT) -> web.Application:
     """An aiohttp application with the body limit, the time limit and the error middleware."""
-    return web.Application(
-        client_max_size=MAX_BODY, middlewares=[timeout_middleware(timeout), errors_middleware]
+    tasks: set[asyncio.Task[Any]] = set()
+    app = web.Application(
+        client_max_size=MAX_BODY,
+        middlewares=[tracking(tasks), timeout_middleware(timeout), errors_middleware],
     )
+    app[IN_FLIGHT] = tasks
+    return app
+
+
+async def _end_outliving(app: web.Application) -> None:
+    """aiohttp's shutdown waits for, then cancels, the handlers of the connections still open; a
+    handler whose client had already gone (a long poll given up) is on no connection and ran on
+    after the server stopped, into the store the process closes next (the bench's driver saw a
+    500 `http.unexpected_error` from `/v1/events`). Those are cancelled here and waited for."""
+    outliving = {task for task in app.get(IN_FLIGHT, set()) if not task.done()}
+    if not outliving:
+        return
+    for task in outliving:
+        task.cancel()
+    _, pending = await asyncio.wait(outliving, timeout=OUTLIVING_WAIT)
+    if pending:
+        log.warning("http.handlers_outlived_shutdown", count=len(pending))
 
 
 @dataclass
@@ -207,3 +250,4 @@ async def serve(
         yield Server(f"http://{host}:{bound}", runner)
     finally:
         await runner.cleanup()
+        await _end_outliving(app)

@@ -1,0 +1,50 @@
+"""A worker stopping: a handler whose client has gone must not outlive the server into the store
+the process closes next."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import aiohttp
+from structlog.testing import capture_logs
+
+from adapters.clock import FakeClock
+from adapters.http.common import IN_FLIGHT, serve
+from honnin.http import build_http
+from tests.integration.harness import start
+
+TOKEN = "token-of-facility-one-000"
+
+
+async def test_a_long_poll_given_up_by_its_client_ends_with_the_server_not_after_the_store(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """The bench's driver stopped reading `/v1/events` (a 30 s long poll), then the worker was
+    stopped: aiohttp's shutdown only ends handlers on connections still open, so this one went on
+    polling the store after it closed and answered a 500 `http.unexpected_error` (ValueError)."""
+    app = await start(tmp_path, clock, facility_tokens=f"facility-1:{TOKEN}")
+    http = build_http(app)
+    with capture_logs() as logs:
+        try:
+            async with serve(http) as server:
+                async with aiohttp.ClientSession() as client:
+                    polling = asyncio.create_task(
+                        client.get(
+                            f"{server.url}/v1/events?wait=30",
+                            headers={"Authorization": f"Bearer {TOKEN}"},
+                        )
+                    )
+                    for _ in range(200):  # until its handler runs
+                        if http[IN_FLIGHT]:
+                            break
+                        await asyncio.sleep(0.01)
+                    assert http[IN_FLIGHT], "the long poll reached its handler"
+                    handlers = set(http[IN_FLIGHT])
+                    polling.cancel()  # the client goes away mid-poll
+                await asyncio.sleep(0.1)
+            assert all(task.done() for task in handlers), "no handler outlives the server"
+        finally:
+            await app.close()
+        await asyncio.sleep(0.3)  # several store polls (50 ms): a handler still running would fail
+    assert [e for e in logs if e.get("log_level") == "error"] == []
