@@ -47,6 +47,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from amqp.exceptions import NotFound
 from celery import Celery, chain
 from celery.signals import worker_ready
 from cryptography import x509
@@ -224,7 +225,11 @@ def _ready(sender: Any = None, **_: Any) -> None:
 # --- the driver ---
 
 
-def start_workers(tmp: Path, queue: str, workers: int, pool: str, log: Path) -> list[subprocess.Popen[bytes]]:
+def start_workers(
+    tmp: Path, queue: str, workers: int, pool: str, log: Path, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    """Start the workers into `processes` (the caller's list: those started before a failure are
+    still stopped)."""
     env = os.environ | {
         "PYTHONPATH": str(ROOT),
         "HONNIN_RABBITMQ_URL": URL,
@@ -242,10 +247,9 @@ def start_workers(tmp: Path, queue: str, workers: int, pool: str, log: Path) -> 
     else:  # one prefork worker, `workers` children
         commands = [[*common, "--pool=prefork", f"--concurrency={workers}", f"--hostname=w.{queue}@%h"]]
     with log.open("ab") as out:
-        return [
-            subprocess.Popen([sys.executable, *command], cwd=ROOT, env=env, stdout=out, stderr=out)
-            for command in commands
-        ]
+        for command in commands:
+            started = subprocess.Popen([sys.executable, *command], cwd=ROOT, env=env, stdout=out, stderr=out)
+            processes.append(started)
 
 
 def wait_ready(tmp: Path, processes: list[subprocess.Popen[bytes]], log: Path, within: float = 60) -> None:
@@ -263,7 +267,7 @@ def delayed_delivery_exists() -> bool:
     with Connection(URL) as connection:
         try:
             connection.channel().queue_declare(f"celery_delayed_{DELAYED_LEVELS - 1}", passive=True)
-        except Exception:  # NotFound: nobody has declared them
+        except NotFound:  # nobody has declared them; anything else is an error, not an answer
             return False
         return True
 
@@ -285,10 +289,19 @@ def activated_count(connection: sqlite3.Connection) -> int:
     return int(row[0])
 
 
-def end_to_end(n: int, workers: int, tmp: Path, concurrency: int = 64, pool: str = "solo") -> float:
+def end_to_end(
+    n: int,
+    workers: int,
+    tmp: Path,
+    concurrency: int = 64,
+    pool: str = "solo",
+    cpu: dict[str, float] | None = None,
+) -> float:
     """Registrations per second: n chains, at most `concurrency` in flight, until all activated.
+    `cpu`, given, gets the CPU seconds of the timed part (broker, workers, driver: this process).
     Blocking; from asyncio, `await asyncio.to_thread(end_to_end, ...)`."""
     from adapters.ca_revocation.devca import DevCA, Person
+    from bench.e2e_rabbitmq import CpuMeter
 
     queue = f"celerybench.{uuid.uuid4().hex[:8]}"
     ca = DevCA.create()
@@ -298,11 +311,14 @@ def end_to_end(n: int, workers: int, tmp: Path, concurrency: int = 64, pool: str
     (tmp / "ready").mkdir()
     log = tmp / "workers.log"
     state = open_db(tmp / "state.db")  # the file and table exist before any worker opens it
-    state.execute(SCHEMA)
-    client = make_app(queue)
-    delayed_before = delayed_delivery_exists()
-    processes = start_workers(tmp, queue, workers, pool, log)
+    processes: list[subprocess.Popen[bytes]] = []
+    client: Celery | None = None
+    delayed_before = True  # until known: never delete queues that may be another run's
     try:
+        state.execute(SCHEMA)
+        client = sender = make_app(queue)
+        delayed_before = delayed_delivery_exists()
+        start_workers(tmp, queue, workers, pool, log, processes)
         wait_ready(tmp, processes, log)  # start-up is not what is measured
 
         def send(i: int) -> None:
@@ -310,17 +326,18 @@ def end_to_end(n: int, workers: int, tmp: Path, concurrency: int = 64, pool: str
             challenge = os.urandom(32)
             signature = base64.b64encode(card.sign(challenge)).decode()  # the phone, as the emulator
             chain(
-                client.signature("bench.started", (registration,), immutable=True),
-                client.signature("bench.card_read", (registration, certificate), immutable=True),
-                client.signature(
+                sender.signature("bench.started", (registration,), immutable=True),
+                sender.signature("bench.card_read", (registration, certificate), immutable=True),
+                sender.signature(
                     "bench.confirmed", (registration, base64.b64encode(challenge).decode()), immutable=True
                 ),
-                client.signature("bench.signature_verified", (registration, signature), immutable=True),
-                client.signature("bench.activated", (registration,), immutable=True),
-                app=client,
+                sender.signature("bench.signature_verified", (registration, signature), immutable=True),
+                sender.signature("bench.activated", (registration,), immutable=True),
+                app=sender,
             ).apply_async()
 
         deadline = time.monotonic() + max(120.0, n / 5)
+        meter = CpuMeter([process.pid for process in processes])
         started_at = time.perf_counter()
         sent = done = 0
         while done < n:
@@ -334,6 +351,8 @@ def end_to_end(n: int, workers: int, tmp: Path, concurrency: int = 64, pool: str
             if any(process.poll() is not None for process in processes):
                 raise RuntimeError(f"a celery worker exited:\n{log.read_text()[-3000:]}")
         elapsed = time.perf_counter() - started_at
+        if cpu is not None:
+            cpu.update(meter.spent())
         assert done == n, f"{n - done} of {n} registrations not activated:\n{log.read_text()[-3000:]}"
         five = state.execute("SELECT count(*) FROM registrations WHERE version = 5").fetchone()[0]
         assert five == n, f"{n - five} activated rows not at version 5"  # one write per step
@@ -348,8 +367,12 @@ def end_to_end(n: int, workers: int, tmp: Path, concurrency: int = 64, pool: str
                 process.kill()
                 process.wait()
         state.close()
-        client.close()
-        delete_topology(queue, delayed_delivery=not delayed_before)
+        if client is not None:
+            client.close()
+        try:
+            delete_topology(queue, delayed_delivery=not delayed_before)
+        except Exception as exc:  # a clean-up failure must not hide the run's own error
+            print(f"celery chain: could not delete its queues on the broker: {exc!r}", file=sys.stderr)
 
 
 def main(n: int, workers: int, concurrency: int, pool: str) -> None:

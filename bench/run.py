@@ -105,12 +105,24 @@ async def rabbitmq(plan: Plan, workers: int) -> float:
     e2e_rabbitmq.report_cpu("rabbitmq: honnin", spent, plan.rabbitmq)
     try:
         from bench import celery_chain
-    except ImportError:
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("celery", "kombu", "amqp"):
+            raise  # the bench's own import is broken: say so, not "not installed"
         print("rabbitmq: celery chain skipped (pip install -e '.[bench]' to measure the peer)")
     else:
+        peer_spent: dict[str, float] = {}
         with tempfile.TemporaryDirectory() as directory:
-            peer = await asyncio.to_thread(celery_chain.end_to_end, plan.rabbitmq, workers, Path(directory))
+            peer = await asyncio.to_thread(
+                celery_chain.end_to_end,
+                plan.rabbitmq,
+                workers,
+                Path(directory),
+                plan.concurrency,
+                "solo",
+                peer_spent,
+            )
         print(f"rabbitmq: celery chain, {workers} workers: {peer:8.1f} registrations/s ({plan.rabbitmq})")
+        e2e_rabbitmq.report_cpu("rabbitmq: celery", peer_spent, plan.rabbitmq)
         print(f"rabbitmq: honnin / celery: {e2e / peer:.2f}")
     messages = plan.rabbitmq * MESSAGES_PER_REGISTRATION
     floor_spent: dict[str, float] = {}
