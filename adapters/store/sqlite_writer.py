@@ -41,20 +41,11 @@ def _unavailable(exc: BaseException) -> StoreUnavailableError:
 
 
 def _failure(exc: BaseException) -> BaseException:
-    """What a caller hears of a failed hand-off: SQLite's errors and a closed connection (aiosqlite
-    raises a bare ValueError for it, which a worker stopping meets: an HTTP long poll still
-    running) are the store being unavailable, to be tried again; anything else as it is."""
-    if isinstance(exc, sqlite3.Error):
-        return _unavailable(exc)
-    if isinstance(exc, ValueError) and str(exc) in _CLOSED:
-        error = StoreUnavailableError("the SQLite store is closed: this process is stopping")
-        error.__cause__ = exc
-        return error
-    return exc
-
-
-_CLOSED = frozenset({"Connection closed", "no active connection"})
-"""aiosqlite's words for a connection that was closed (its `_execute` and `_conn`)."""
+    """What a caller hears of a failed hand-off: SQLite's errors as the store being unavailable;
+    anything else as it is. A closed connection stays aiosqlite's ValueError: it never comes back,
+    so a background task meeting it dies and stops the worker (to be restarted), instead of
+    retrying a store that is gone."""
+    return _unavailable(exc) if isinstance(exc, sqlite3.Error) else exc
 
 
 def _quiet(future: asyncio.Future[None]) -> None:
@@ -318,11 +309,8 @@ class Readers:
     async def fetch(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
         try:
             return list(await next(self._turns).execute_fetchall(sql, params))  # one hop to its thread
-        except (sqlite3.OperationalError, ValueError) as exc:
-            failure = _failure(exc)
-            if failure is exc:
-                raise
-            raise failure from exc
+        except sqlite3.OperationalError as exc:
+            raise _unavailable(exc) from exc
 
     async def close(self) -> None:
         if self._inline is not None:
