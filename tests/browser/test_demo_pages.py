@@ -69,7 +69,7 @@ class Walk:
         from PIL import Image
 
         picture = await self.pc.locator(selector).screenshot()
-        found = zxingcpp.read_barcodes(Image.open(io.BytesIO(picture)))
+        found = zxingcpp.read_barcodes(Image.open(io.BytesIO(picture)), formats=zxingcpp.BarcodeFormat.QRCode)
         assert len(found) == 1, selector
         text: str = found[0].text
         return text

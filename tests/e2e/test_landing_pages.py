@@ -93,7 +93,8 @@ async def test_each_os_qr_code_encodes_its_own_link(worker: Worker, os: str) -> 
     async with worker.http.get(link[os]["qr_png_url"]) as response:
         assert response.status == 200
         picture = Image.open(io.BytesIO(await response.read()))
-    assert [found.text for found in zxingcpp.read_barcodes(picture)] == [link[os]["url"]]
+    only_qr = zxingcpp.BarcodeFormat.QRCode  # zxing-cpp 3 also reports 1D codes it thinks it sees
+    assert [found.text for found in zxingcpp.read_barcodes(picture, formats=only_qr)] == [link[os]["url"]]
     async with worker.http.get(link[os]["qr_svg_url"]) as response:
         assert response.content_type == "image/svg+xml"
 
