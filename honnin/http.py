@@ -22,6 +22,15 @@ def build_http(app: App) -> web.Application:
     """Every route within the usual time limit but the feed's long poll, which may hold 30 s."""
     http = application(timeout=LONG_POLL_LIMIT)
     http.middlewares.insert(0, long_poll_aware(REQUEST_TIMEOUT))
+
+    async def serving(_: web.Application) -> None:
+        app.outbound.resume_waiting()
+
+    async def stopping(_: web.Application) -> None:  # before aiohttp waits for the handlers
+        app.outbound.release_waiting()
+
+    http.on_startup.append(serving)
+    http.on_shutdown.append(stopping)
     add_web_routes(
         http,
         orchestrator=app.orchestrator,

@@ -38,6 +38,7 @@ class FacilityOutbound:
         self._new_secret = new_secret
         self._overlap = rotation_overlap
         self._poll = feed_poll_seconds
+        self._released = False  # the worker is stopping: long polls answer at once
 
     async def put_endpoint(self, facility_id: str, url: str) -> WebhookEndpoint:
         """Register the endpoint, or replace it: a new secret each time, the old one still signing
@@ -90,6 +91,17 @@ class FacilityOutbound:
         self._wakeup.notify()
         return event_id
 
+    def release_waiting(self) -> None:
+        """The worker's HTTP server is stopping: every long poll answers now with what it has (an
+        empty page keeps the facility's cursor), instead of being cut off after the server's
+        shutdown wait, so the facility asks again at once, of a worker that runs."""
+        self._released = True
+        self._wakeup.notify()
+
+    def resume_waiting(self) -> None:
+        """A server serves (again): long polls hold as usual."""
+        self._released = False
+
     async def read_feed(self, facility_id: str, after: int, limit: int, wait: float) -> list[FacilityEvent]:
         """Events after the cursor; with none yet, hold up to `wait` seconds for the next commit:
         a commit in this worker wakes it at once, one in another worker within one store poll."""
@@ -99,6 +111,6 @@ class FacilityOutbound:
             ticket = self._wakeup.ticket()
             events = await self._store.feed(facility_id, after, limit)
             remaining = deadline - loop.time()
-            if events or remaining <= 0:
+            if events or remaining <= 0 or self._released:
                 return events
             await Wakeup.wait(ticket, min(self._poll, remaining))

@@ -48,3 +48,40 @@ async def test_a_long_poll_given_up_by_its_client_ends_with_the_server_not_after
             await app.close()
         await asyncio.sleep(0.3)  # several store polls (50 ms): a handler still running would fail
     assert [e for e in logs if e.get("log_level") == "error"] == []
+
+
+async def test_a_long_poll_in_progress_when_the_worker_stops_is_answered_with_its_cursor(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """A rolling restart: the facility's 30 s long poll gets an empty page and the cursor it sent,
+    so it asks again at once (of a worker that runs), instead of the connection being cut after the
+    server's shutdown wait."""
+    app = await start(tmp_path, clock, facility_tokens=f"facility-1:{TOKEN}")
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    try:
+        async with aiohttp.ClientSession() as client:
+            http = build_http(app)
+            async with serve(http) as server:
+                async with client.get(f"{server.url}/v1/events", headers=headers) as first:
+                    cursor = (await first.json())["cursor"]
+                polling = asyncio.create_task(
+                    client.get(f"{server.url}/v1/events?wait=30&after={cursor}", headers=headers)
+                )
+                for _ in range(200):  # until its handler holds
+                    if http[IN_FLIGHT]:
+                        break
+                    await asyncio.sleep(0.01)
+                assert http[IN_FLIGHT], "the long poll reached its handler"
+            answer = await polling
+            assert answer.status == 200
+            assert await answer.json() == {"events": [], "cursor": cursor}
+            answer.release()
+            async with serve(build_http(app)) as again:  # a server that starts holds polls again
+                waiting = asyncio.create_task(
+                    client.get(f"{again.url}/v1/events?wait=30&after={cursor}", headers=headers)
+                )
+                await asyncio.sleep(0.3)
+                assert not waiting.done(), "a running server's long poll holds"
+                waiting.cancel()
+    finally:
+        await app.close()
