@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aio_pika
 
-from bench.e2e_rabbitmq import URL, CpuMeter
+from bench.e2e_rabbitmq import URL, CpuMeter, consume_acking
 
 
 @dataclass(frozen=True)
@@ -64,17 +64,7 @@ async def measure(variant: Variant, n: int) -> tuple[float, float, float]:
             key = "card.info_read"
         body = b"x" * (1500 if variant.envelope else 600)
         headers = {"x-honnin-routing-key": key, "x-honnin-attempt": 1} if variant.envelope else None
-        done = asyncio.Event()
-        seen = 0
-
-        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-            nonlocal seen
-            await message.ack()
-            seen += 1
-            if seen == n:
-                done.set()
-
-        await queue.consume(on_message)
+        done = await consume_acking(queue, n)
         meter = CpuMeter([])
         started = time.perf_counter()
         for first in range(0, n, variant.window):

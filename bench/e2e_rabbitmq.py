@@ -49,6 +49,22 @@ FACILITY, TOKEN = "facility-emu", "facility-emu-token-0123456789"
 T = TypeVar("T")
 
 
+async def consume_acking(queue: aio_pika.abc.AbstractQueue, messages: int) -> asyncio.Event:
+    """Consume `queue`, acking each message; the event is set once `messages` have come."""
+    done = asyncio.Event()
+    seen = 0
+
+    async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        nonlocal seen
+        await message.ack()
+        seen += 1
+        if seen == messages:
+            done.set()
+
+    await queue.consume(on_message)
+    return done
+
+
 async def floor(messages: int, window: int, cpu: dict[str, float] | None = None) -> float:
     """Messages per second through bare aio-pika: confirmed publishes (`window` awaiting their
     confirms at once; 1 is what Honnin's relay does), acked consumption, one connection. `cpu`,
@@ -60,17 +76,7 @@ async def floor(messages: int, window: int, cpu: dict[str, float] | None = None)
         queue = await channel.declare_queue(
             f"bench.floor.{uuid.uuid4().hex[:8]}", arguments={"x-queue-type": "quorum"}, durable=True
         )
-        done = asyncio.Event()
-        seen = 0
-
-        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-            nonlocal seen
-            await message.ack()
-            seen += 1
-            if seen == messages:
-                done.set()
-
-        await queue.consume(on_message)
+        done = await consume_acking(queue, messages)
         body = b"x" * 600  # about an envelope's size
         meter = CpuMeter([])
         started = time.perf_counter()
