@@ -7,10 +7,11 @@ import asyncio
 from pathlib import Path
 
 import aiohttp
+from aiohttp import web
 from structlog.testing import capture_logs
 
 from adapters.clock import FakeClock
-from adapters.http.common import IN_FLIGHT, serve
+from adapters.http.common import IN_FLIGHT, application, serve
 from honnin.http import build_http
 from tests.integration.harness import start
 
@@ -22,7 +23,9 @@ async def test_a_long_poll_given_up_by_its_client_ends_with_the_server_not_after
 ) -> None:
     """The bench's driver stopped reading `/v1/events` (a 30 s long poll), then the worker was
     stopped: aiohttp's shutdown only ends handlers on connections still open, so this one went on
-    polling the store after it closed and answered a 500 `http.unexpected_error` (ValueError)."""
+    polling the store after it closed and answered a 500 `http.unexpected_error` (ValueError).
+    Two things now prevent it: the feed's waits released at shutdown, and `serve()` ending the
+    handlers that outlive the runner (tested alone below)."""
     app = await start(tmp_path, clock, facility_tokens=f"facility-1:{TOKEN}")
     http = build_http(app)
     with capture_logs() as logs:
@@ -85,3 +88,33 @@ async def test_a_long_poll_in_progress_when_the_worker_stops_is_answered_with_it
                 waiting.cancel()
     finally:
         await app.close()
+
+
+async def test_any_handler_whose_client_has_gone_is_ended_with_the_server() -> None:
+    """The mechanism beneath the feed's case, for every route: a handler that takes its time and
+    heeds no wake-up (here it polls on until cancelled) is cancelled and waited for when the
+    server stops, though aiohttp no longer counts it once its client has gone."""
+    app = application()
+    ticks: list[int] = []
+
+    async def slow(_: web.Request) -> web.Response:
+        while True:
+            await asyncio.sleep(0.02)
+            ticks.append(1)
+
+    app.router.add_get("/slow", slow)
+    async with serve(app) as server:
+        async with aiohttp.ClientSession() as client:
+            asking = asyncio.create_task(client.get(f"{server.url}/slow"))
+            for _ in range(200):  # until its handler runs
+                if app[IN_FLIGHT]:
+                    break
+                await asyncio.sleep(0.01)
+            handlers = set(app[IN_FLIGHT])
+            assert handlers, "the request reached its handler"
+            asking.cancel()  # the client goes away
+        await asyncio.sleep(0.1)
+    assert all(task.done() for task in handlers), "no handler outlives the server"
+    after = len(ticks)
+    await asyncio.sleep(0.1)
+    assert len(ticks) == after, "nothing runs on after the server stopped"
