@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 from collections import defaultdict
 from collections.abc import Mapping
@@ -26,6 +25,7 @@ from adapters.ca_revocation.devca import Card, Person
 from orchestrator.identity import CARD_SEX_TO_CERT
 from orchestrator.outbound import FacilityOutbound
 from orchestrator.ports import Bus, BusMessage, Clock
+from orchestrator.tasks import cancel_and_wait
 from schemas.events import new_event_id
 
 log = structlog.get_logger("honnin.emulator")
@@ -147,11 +147,11 @@ class CardEmulator:
             # never in one page together (each waits for the answer to the one before)
 
     async def close(self) -> None:
-        if self._listening is not None:
-            self._listening.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listening
-        await self._feed.close()
+        listening, self._listening = self._listening, None
+        try:
+            await cancel_and_wait(listening)
+        finally:
+            await self._feed.close()
 
     async def register(self, registration_id: str) -> None:
         """Steps 1, 2 and 4 of the seed; the rest follows from what the orchestrator says."""

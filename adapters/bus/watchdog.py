@@ -9,10 +9,11 @@ one, so a restoration aio-pika is carrying out at that moment is not raced.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Protocol
 
 import structlog
+
+from orchestrator.tasks import cancel_and_wait
 
 log = structlog.get_logger("honnin.bus")
 
@@ -42,11 +43,8 @@ class ConsumerWatchdog:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
         self._targets.clear()
+        await cancel_and_wait(task)
 
     async def check(self) -> int:
         """One round over every consumer; returns how many were restored."""

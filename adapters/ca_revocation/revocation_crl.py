@@ -20,7 +20,6 @@ retry-later outage (42) rather than "no revocation data" (40).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import time
 from collections.abc import Sequence
@@ -43,6 +42,7 @@ from adapters.ca_revocation.revocation import (
 )
 from adapters.ca_revocation.status import RevocationQuery, RevocationStatus
 from orchestrator.ports import Clock
+from orchestrator.tasks import cancel_and_wait
 
 log = structlog.get_logger("honnin.revocation")
 
@@ -226,12 +226,11 @@ class CrlFileSource:
         return _FileState(read_stamp, crl)
 
     async def close(self) -> None:
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        task, self._task = self._task, None
         self._files.clear()
         self._index = None
+        if task is not None and not task.done():
+            await cancel_and_wait(task)
 
 
 def _older(new: VerifiedCrl, kept: VerifiedCrl) -> bool:

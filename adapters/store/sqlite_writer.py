@@ -25,6 +25,7 @@ from typing import Any, TypeVar, cast
 import aiosqlite
 
 from orchestrator.errors import StoreUnavailableError, exception_kind
+from orchestrator.tasks import cancel_and_wait
 
 T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
@@ -274,11 +275,8 @@ class GroupWriter:
         while (self._queue or self._busy) and self._task is not None and not self._task.done():
             self._drained.clear()
             await self._drained.wait()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
 
 
 class Readers:
