@@ -29,6 +29,9 @@ from orchestrator.ports import BusMessage, DeadLetter, DeadLetterSink, Delivery,
 log = structlog.get_logger("honnin.bus")
 
 
+ROUTES_KEPT = 1024  # routing keys whose bound queues publish remembers
+
+
 @dataclass
 class _Queue:
     name: str
@@ -63,6 +66,7 @@ class InProcessBus:
         self._record = record
         self._keep_dead = keep_dead
         self._queues: dict[str, _Queue] = {}
+        self._routes: dict[str, list[_Queue]] = {}  # routing key → bound queues, until a declare
         self._consumers: list[asyncio.Task[None]] = []
         self._closed = False
         self.published: list[BusMessage] = []  # only with record=True
@@ -74,15 +78,14 @@ class InProcessBus:
     ) -> None:
         queue = self._queues.setdefault(name, _Queue(name, []))
         queue.bindings.extend(b for b in bindings if b not in queue.bindings)
+        self._routes.clear()
         if max_length is not None:
             queue.drop_head_at = max_length
 
     async def publish(self, message: BusMessage) -> None:
         if self._closed:
             raise BusUnavailableError("the in-process bus is closed")
-        targets = [
-            q for q in self._queues.values() if any(matches(b, message.routing_key) for b in q.bindings)
-        ]
+        targets = self._targets(message.routing_key)
         if not targets:
             raise UnroutableError(f"no queue is bound to {message.routing_key}")
         full = [q.name for q in targets if q.drop_head_at is None and q.items.qsize() >= self._max_length]
@@ -94,6 +97,18 @@ class InProcessBus:
             if queue.drop_head_at is not None:
                 self._drop_head(queue, queue.drop_head_at - 1)
             self._put(queue, message, 1, None)
+
+    def _targets(self, routing_key: str) -> list[_Queue]:
+        """The queues bound to `routing_key`, matched once per key: a registration's steps are a
+        handful of keys, and matching every binding of every queue was 59 topic matches per
+        registration. Bounded, should a caller route by an unbounded set of keys."""
+        targets = self._routes.get(routing_key)
+        if targets is None:
+            targets = [q for q in self._queues.values() if any(matches(b, routing_key) for b in q.bindings)]
+            if len(self._routes) >= ROUTES_KEPT:
+                self._routes.clear()
+            self._routes[routing_key] = targets
+        return targets
 
     async def send_to(self, queue: str, message: BusMessage) -> None:
         if self._closed:

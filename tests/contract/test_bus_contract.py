@@ -304,3 +304,41 @@ async def test_a_message_sent_to_one_queue_reaches_that_queue_only(bus: AnyBus) 
     assert got == [("q.two", message("k", "replayed"))], "past the routing: the other queue hears nothing"
     with pytest.raises(UnroutableError):
         await bus.send_to("q.none", message("k", "lost"))
+
+
+async def test_a_queue_declared_after_publishes_hears_the_next_ones(bus: AnyBus) -> None:
+    """Routing learnt from earlier publishes (the in-process bus remembers each key's queues) must
+    follow every later declare: a new queue, a new binding, a key no queue took before."""
+    await bus.declare_queue("q.a", ["card.info_read"])
+    got: list[tuple[str, str]] = []
+
+    async def record(d: Delivery) -> None:
+        got.append((d.queue, d.message.message_id))
+
+    await bus.consume("q.a", record)
+    await bus.publish(message("card.info_read", "m1"))
+    with pytest.raises(UnroutableError):
+        await bus.publish(message("card.signature_submitted", "lost"))
+    await bus.declare_queue("q.b", ["card.*"])
+    await bus.declare_queue("q.a", ["registration.started"])  # one binding more on a known queue
+    await bus.consume("q.b", record)
+    await bus.publish(message("card.info_read", "m2"))
+    await bus.publish(message("card.signature_submitted", "m3"))
+    await bus.publish(message("registration.started", "m4"))
+    await eventually(lambda: len(got) >= 5)
+    await bus.join()
+    assert sorted(got) == [("q.a", "m1"), ("q.a", "m2"), ("q.a", "m4"), ("q.b", "m2"), ("q.b", "m3")]
+
+
+async def test_the_in_process_bus_remembers_a_bounded_number_of_routing_keys() -> None:
+    from adapters.bus.inprocess import ROUTES_KEPT
+
+    bus = await open_bus("inprocess")
+    try:
+        await bus.declare_queue("q", ["#"], max_length=1)  # drops its oldest: never refuses
+        for i in range(ROUTES_KEPT + 10):
+            await bus.publish(message(f"key.{i}", f"m{i}"))
+        assert 0 < len(bus._routes) <= ROUTES_KEPT  # type: ignore[union-attr]
+        assert await depth(bus, "q") == 1
+    finally:
+        await dispose(bus)
