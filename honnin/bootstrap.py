@@ -70,15 +70,20 @@ class App:
         return await standing(self.store, self.clock.now())
 
     async def close(self) -> None:
-        await self.runtime.stop()
-        await self.mailer.close()
-        await self.bus.close()
-        await self.sender.close()
-        if self.revocation is not None:
-            await self.revocation.close()
-        if self.cpu is not None:
-            await self.cpu.close()
-        await self.store.close()
+        """The workers, then every part in turn, each one closed even when one before it failed or
+        this close was cancelled again while it waited (a part's stop now lets that cancellation
+        go on up, `orchestrator.tasks`): a store left open keeps its connection threads, and so
+        the process, alive. The first failure is raised once all are closed."""
+        async with contextlib.AsyncExitStack() as parts:  # run last-pushed first: the store last
+            parts.push_async_callback(self.store.close)
+            if self.cpu is not None:
+                parts.push_async_callback(self.cpu.close)
+            if self.revocation is not None:
+                parts.push_async_callback(self.revocation.close)
+            parts.push_async_callback(self.sender.close)
+            parts.push_async_callback(self.bus.close)
+            parts.push_async_callback(self.mailer.close)
+            await self.runtime.stop()
 
 
 def data_key(settings: Settings) -> bytes:

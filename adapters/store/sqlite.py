@@ -9,6 +9,7 @@ quarantine (sqlite_operations) instead of failing the read that meets them again
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import sqlite3
 import time
@@ -428,9 +429,12 @@ class SqliteStore(SqliteOutbound, SqliteOperations, SqliteListing, SqliteInsight
         return int(rows[0][0])
 
     async def close(self) -> None:
-        await self._writer.close()
-        await self._readers.close()
-        await self._writer.db.close()
+        """The writer's queue drained, then every connection closed, even when a step before
+        failed or was cancelled: an open aiosqlite connection's thread keeps the process alive."""
+        async with contextlib.AsyncExitStack() as connections:
+            connections.push_async_callback(self._writer.db.close)
+            connections.push_async_callback(self._readers.close)
+            await self._writer.close()
 
 
 async def _close_after_failure(db: aiosqlite.Connection) -> None:

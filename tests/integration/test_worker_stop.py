@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from adapters.clock import FakeClock
+from adapters.store.sqlite import SqliteStore
+from honnin.bootstrap import App
 from orchestrator.delivery import _first
 from tests.integration.harness import start
 
@@ -65,3 +67,49 @@ async def test_a_stop_just_after_a_commit_woke_the_delivery_worker_ends_the_work
             assert delivery.cancelled()
         finally:
             await app.close()
+
+
+def _store_threads_alive(app: App) -> list[bool]:
+    """Whether each of the SQLite store's aiosqlite connection threads still runs (any left
+    running keeps the process from exiting: they are not daemon threads)."""
+    store = app.store
+    assert isinstance(store, SqliteStore)
+    return [c._thread.is_alive() for c in (store._db, *store._readers.connections)]
+
+
+async def test_a_part_that_fails_to_close_leaves_the_store_closed_all_the_same(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    app = await start(tmp_path, clock)
+    assert all(_store_threads_alive(app))
+
+    async def broken() -> None:
+        raise RuntimeError("the bus would not close")
+
+    app.bus.close = broken  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="would not close"):
+        await app.close()
+    assert not any(_store_threads_alive(app))
+
+
+async def test_a_close_cancelled_again_while_it_waits_still_closes_the_store(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    app = await start(tmp_path, clock)
+    closing_bus, release = asyncio.Event(), asyncio.Event()
+    real_close = app.bus.close
+
+    async def slow() -> None:  # a bus whose close takes its time (a broker far away)
+        closing_bus.set()
+        try:
+            await release.wait()
+        finally:
+            await real_close()
+
+    app.bus.close = slow  # type: ignore[method-assign]
+    closing = asyncio.create_task(app.close())
+    await asyncio.wait_for(closing_bus.wait(), 5)
+    closing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await closing
+    assert not any(_store_threads_alive(app))
