@@ -35,7 +35,7 @@ from aio_pika.exceptions import (
 from pamqp.commands import Basic
 
 from adapters.bus.rabbitmq_codec import bus_message, dead_letter, to_amqp
-from adapters.bus.rabbitmq_consumer import InFlight, QueueConsumer
+from adapters.bus.rabbitmq_consumer import InFlight, QueueConsumer, close_quietly
 from adapters.bus.rabbitmq_topology import Naming, QueueArguments, declare_all, declare_exchanges
 from adapters.bus.redelivery import Redelivery
 from adapters.bus.watchdog import ConsumerWatchdog
@@ -224,15 +224,17 @@ class RabbitMqBus:
         return self._naming.prefix
 
     async def close(self) -> None:
-        """Consumers first (unsettled deliveries return to their queues), then channels and connection."""
-        await self.watchdog.stop()
-        for consumer in self._consumers:
-            await consumer.cancel()
-        self._consumers = []
-        with contextlib.suppress(Exception):
-            await self._channel.close()
-        with contextlib.suppress(Exception):
-            await self._connection.close()
+        """The watchdog, the consumers (unsettled deliveries return to their queues), then the
+        channel and the connection: each part even when the one before it failed or this close
+        was cancelled again while it waited (a shutdown cut short), so no connection is left open
+        behind a stopped worker. The first failure is raised once all are closed."""
+        consumers, self._consumers = self._consumers, []
+        async with contextlib.AsyncExitStack() as parts:  # run last-pushed first: the connection last
+            parts.push_async_callback(close_quietly, self._connection)
+            parts.push_async_callback(close_quietly, self._channel)
+            for consumer in reversed(consumers):
+                parts.push_async_callback(consumer.cancel)
+            await self.watchdog.stop()
 
     async def depth(self, queue: str) -> int:
         """Messages ready on the queue (not those a consumer holds)."""

@@ -91,7 +91,7 @@ class QueueConsumer:
             queue = await declare_main(channel, self._arguments, self.name, self._bindings(), robust=True)
             tag = await queue.consume(self._on_message, no_ack=False)
         except BaseException:
-            await _close_quietly(channel)
+            await close_quietly(channel)
             raise
         self.channel, self._queue, self.tag = channel, queue, tag
 
@@ -111,7 +111,7 @@ class QueueConsumer:
         """Drop the old channel (so aio-pika stops restoring it), declare everything again, re-subscribe."""
         old, self.channel, self.tag, self._queue = self.channel, None, None, None
         if old is not None:
-            await _close_quietly(old)
+            await close_quietly(old)
         await self._redeclare()
         await self.subscribe()
 
@@ -124,7 +124,7 @@ class QueueConsumer:
                 async with asyncio.timeout(5.0):
                     await queue.cancel(tag)
         if channel is not None:
-            await _close_quietly(channel)
+            await close_quietly(channel)
 
     async def _on_message(self, incoming: AbstractIncomingMessage) -> None:
         self._in_flight.count += 1
@@ -212,7 +212,8 @@ def _fields(delivery: Delivery) -> dict[str, object]:
     return {"queue": delivery.queue, "message_id": delivery.message.message_id, "attempt": delivery.attempt}
 
 
-async def _close_quietly(channel: AbstractRobustChannel) -> None:
+async def close_quietly(closable: AbstractRobustChannel | AbstractRobustConnection) -> None:
+    """Close a channel or connection that may already be closed or whose broker may be gone."""
     with contextlib.suppress(Exception):
         async with asyncio.timeout(5.0):
-            await channel.close()
+            await closable.close()

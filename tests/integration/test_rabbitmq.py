@@ -377,3 +377,81 @@ async def test_dead_letters_are_collected_into_the_store_acked_only_once_kept(
 
 async def _dead_depth(bus: RabbitMqBus, expected: int) -> bool:
     return await bus._ready(bus._naming.dead("q")) == expected  # type: ignore[attr-defined]
+
+
+async def connections_named(name: str) -> int:
+    listing = await rabbitmqctl("list_connections", "client_properties", "--no-table-headers")
+    return sum(f'{{"connection_name","{name}"}}' in line for line in listing.splitlines())
+
+
+async def test_a_close_cancelled_again_while_it_waits_still_closes_consumers_and_connection() -> None:
+    """A shutdown cut short (a second Ctrl-C, a stop with a deadline) cancels close() while the
+    watchdog stops: the consumers and the connection are closed all the same, not left open
+    behind a worker that believes it stopped."""
+    name = f"honnin-test-{uuid.uuid4().hex[:8]}"
+    bus = await connect_rabbitmq(named_url(name))
+    prefix = bus.queue_prefix
+    try:
+        await bus.declare_queue("q", ["k"])
+
+        async def ignore(d: Delivery) -> None:
+            return None
+
+        await bus.consume("q", ignore)
+        [consumer] = bus.consumers
+        await eventually(lambda: connections_named(name), timeout=20)
+        real_stop = bus.watchdog.stop
+        stopping = asyncio.Event()
+
+        async def slow_stop() -> None:  # a watchdog round that takes its time (a broker far away)
+            stopping.set()
+            await asyncio.sleep(3600)
+            await real_stop()
+
+        bus.watchdog.stop = slow_stop  # type: ignore[method-assign]
+        closing = asyncio.create_task(bus.close())
+        await stopping.wait()
+        closing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await closing
+        assert consumer.channel is None
+        assert bus.consumers == ()
+        await eventually(lambda: _no_connection_named(name), timeout=20)
+        await real_stop()
+    finally:
+        cleaner = await connect_rabbitmq(queue_prefix=prefix)
+        await cleaner.declare_queue("q", ["k"])
+        await dispose(cleaner)
+
+
+async def test_a_consumer_that_fails_to_cancel_leaves_the_connection_closed_all_the_same() -> None:
+    name = f"honnin-test-{uuid.uuid4().hex[:8]}"
+    bus = await connect_rabbitmq(named_url(name))
+    prefix = bus.queue_prefix
+    try:
+        await bus.declare_queue("q", ["k"])
+
+        async def ignore(d: Delivery) -> None:
+            return None
+
+        await bus.consume("q", ignore)
+        await bus.consume("q", ignore)
+        first, second = bus.consumers
+        await eventually(lambda: connections_named(name), timeout=20)
+
+        async def broken() -> None:
+            raise RuntimeError("the consumer would not cancel")
+
+        first.cancel = broken  # type: ignore[method-assign]
+        with pytest.raises(RuntimeError, match="would not cancel"):
+            await bus.close()
+        assert second.channel is None  # the other consumer was cancelled all the same
+        await eventually(lambda: _no_connection_named(name), timeout=20)
+    finally:
+        cleaner = await connect_rabbitmq(queue_prefix=prefix)
+        await cleaner.declare_queue("q", ["k"])
+        await dispose(cleaner)
+
+
+async def _no_connection_named(name: str) -> bool:
+    return await connections_named(name) == 0
