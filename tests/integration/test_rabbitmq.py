@@ -7,6 +7,7 @@ broker-side interventions (`rabbitmqctl close_connection`) touch nothing but the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import shutil
@@ -384,22 +385,38 @@ async def connections_named(name: str) -> int:
     return sum(f'{{"connection_name","{name}"}}' in line for line in listing.splitlines())
 
 
-async def test_a_close_cancelled_again_while_it_waits_still_closes_consumers_and_connection() -> None:
-    """A shutdown cut short (a second Ctrl-C, a stop with a deadline) cancels close() while the
-    watchdog stops: the consumers and the connection are closed all the same, not left open
-    behind a worker that believes it stopped."""
+async def _no_connection_named(name: str) -> bool:
+    return await connections_named(name) == 0
+
+
+@contextlib.asynccontextmanager
+async def closing_bus(consumers: int) -> AsyncIterator[tuple[RabbitMqBus, str]]:
+    """A bus on a named connection with `consumers` consumers of one queue, for a test to close
+    itself; afterwards the queue and exchanges go through a bus of their own."""
     name = f"honnin-test-{uuid.uuid4().hex[:8]}"
     bus = await connect_rabbitmq(named_url(name))
-    prefix = bus.queue_prefix
     try:
         await bus.declare_queue("q", ["k"])
 
         async def ignore(d: Delivery) -> None:
             return None
 
-        await bus.consume("q", ignore)
-        [consumer] = bus.consumers
+        for _ in range(consumers):
+            await bus.consume("q", ignore)
         await eventually(lambda: connections_named(name), timeout=20)
+        yield bus, name
+    finally:
+        cleaner = await connect_rabbitmq(queue_prefix=bus.queue_prefix)
+        await cleaner.declare_queue("q", ["k"])
+        await dispose(cleaner)
+
+
+async def test_a_close_cancelled_again_while_it_waits_still_closes_consumers_and_connection() -> None:
+    """A shutdown cut short (a second Ctrl-C, a stop with a deadline) cancels close() while the
+    watchdog stops: the consumers and the connection are closed all the same, not left open
+    behind a worker that believes it stopped."""
+    async with closing_bus(consumers=1) as (bus, name):
+        [consumer] = bus.consumers
         real_stop = bus.watchdog.stop
         stopping = asyncio.Event()
 
@@ -418,26 +435,11 @@ async def test_a_close_cancelled_again_while_it_waits_still_closes_consumers_and
         assert bus.consumers == ()
         await eventually(lambda: _no_connection_named(name), timeout=20)
         await real_stop()
-    finally:
-        cleaner = await connect_rabbitmq(queue_prefix=prefix)
-        await cleaner.declare_queue("q", ["k"])
-        await dispose(cleaner)
 
 
 async def test_a_consumer_that_fails_to_cancel_leaves_the_connection_closed_all_the_same() -> None:
-    name = f"honnin-test-{uuid.uuid4().hex[:8]}"
-    bus = await connect_rabbitmq(named_url(name))
-    prefix = bus.queue_prefix
-    try:
-        await bus.declare_queue("q", ["k"])
-
-        async def ignore(d: Delivery) -> None:
-            return None
-
-        await bus.consume("q", ignore)
-        await bus.consume("q", ignore)
+    async with closing_bus(consumers=2) as (bus, name):
         first, second = bus.consumers
-        await eventually(lambda: connections_named(name), timeout=20)
 
         async def broken() -> None:
             raise RuntimeError("the consumer would not cancel")
@@ -447,11 +449,3 @@ async def test_a_consumer_that_fails_to_cancel_leaves_the_connection_closed_all_
             await bus.close()
         assert second.channel is None  # the other consumer was cancelled all the same
         await eventually(lambda: _no_connection_named(name), timeout=20)
-    finally:
-        cleaner = await connect_rabbitmq(queue_prefix=prefix)
-        await cleaner.declare_queue("q", ["k"])
-        await dispose(cleaner)
-
-
-async def _no_connection_named(name: str) -> bool:
-    return await connections_named(name) == 0
