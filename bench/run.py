@@ -7,7 +7,8 @@
 2. Embedded default (SQLite, synchronous=FULL, in-process bus, verifier on): Honnin end to end in
    this process (bench/embedded.py) against the bare SQLite floor of 5 version-checked UPDATE
    transactions per registration (WAL, the store's synchronous setting).
-3. p50 and p99 of each transition (one `Orchestrator.handle`) during the embedded run.
+3. p50 and p99 of each transition (one `Orchestrator.handle`) during the embedded run, and one
+   registration at a time, from the call and from the moment it has its registration's turn.
 4. Resident memory after 10k and after 100k registrations on the embedded default, the
    orchestrator driven in process (`handle()` straight against the store, relay running).
 
@@ -147,13 +148,19 @@ async def embedded(plan: Plan) -> tuple[float, Latencies, Latencies]:
 
 
 def report_latencies(alone: Latencies, loaded: Latencies, concurrency: int) -> None:
+    """One at a time: each transition from its call, and its own time once it has its
+    registration's turn (the emulator sends a registration's first three steps together, so
+    `card.info_read` and `registration.confirmed` otherwise include their predecessors' time)."""
     print(
-        f"transition (embedded, ms)         one at a time: p50    p99   {concurrency} in flight: p50    p99"
+        f"transition (embedded, ms)         one at a time: p50    p99   own p50 own p99"
+        f"   {concurrency} in flight: p50    p99"
     )
     under = {kind: (p50, p99) for kind, p50, p99, _ in loaded.summary()}
+    own = {kind: (p50, p99) for kind, p50, p99, _ in alone.summary(own=True)}
     for kind, p50, p99, _ in alone.summary():
         busy50, busy99 = under.get(kind, (0.0, 0.0))
-        print(f"  {kind:<32} {p50:14.2f} {p99:6.2f} {busy50:17.2f} {busy99:6.2f}")
+        own50, own99 = own.get(kind, (0.0, 0.0))
+        print(f"  {kind:<32} {p50:14.2f} {p99:6.2f} {own50:9.2f} {own99:7.2f} {busy50:17.2f} {busy99:6.2f}")
 
 
 async def memory(plan: Plan) -> None:
