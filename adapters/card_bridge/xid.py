@@ -12,19 +12,18 @@ from __future__ import annotations
 import base64
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
-from functools import partial
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
 from aiohttp import web
 
-from adapters.card_bridge.xid_auth import AppClients, AppUnauthorized, app_unauthorized_response
+from adapters.card_bridge.xid_auth import app_clients
 from adapters.card_bridge.xid_checks import certificate_facts, check_consent_signature, device_key
 from adapters.card_bridge.xid_email import add_email_confirmation_routes
 from adapters.card_bridge.xid_links import EmailLinks
 from adapters.card_bridge.xid_wire import four_facts, municipality_of, status_of, xid_of
-from adapters.http.common import Handler, HttpError, ok, read_json
+from adapters.http.common import HttpError, ok, read_json
 from adapters.web.auth import start_event_id, start_registration_id
 from adapters.web.wire import read_optional_body, state_of
 from orchestrator import messages
@@ -74,9 +73,7 @@ log = structlog.get_logger("honnin.xid")
 
 XID = "/app/v1/xid/registrations"
 ONE = XID + "/{registration_id}"
-NO_STORE = {"Cache-Control": "no-store"}
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{7,63}$")
-ClientHandler = Callable[[web.Request, str], Awaitable[web.Response]]
 
 
 def add_xid_routes(
@@ -89,7 +86,7 @@ def add_xid_routes(
 ) -> None:
     """Mount the xID app API and the e-mail confirmation link on `app`."""
     api = XidApi(orchestrator, clock, email_links)
-    guard = partial(_authenticated, AppClients(clients))
+    guard = app_clients(clients).guard  # facts, challenges: no cache keeps them
     app.router.add_post(XID, guard(api.start), name="xid.start")
     app.router.add_get(ONE, guard(api.status), name="xid.status")
     app.router.add_post(ONE + "/certificate", guard(api.certificate), name="xid.certificate")
@@ -101,19 +98,6 @@ def add_xid_routes(
     app.router.add_post(ONE + "/start-using", guard(api.start_using), name="xid.start_using")
     app.router.add_get(ONE + "/municipality", guard(api.municipality), name="xid.municipality")
     add_email_confirmation_routes(app, orchestrator=orchestrator, clock=clock, email_links=email_links)
-
-
-def _authenticated(clients: AppClients, handler: ClientHandler) -> Handler:
-    async def route(request: web.Request) -> web.StreamResponse:
-        try:
-            client = clients.client_of(request)
-        except AppUnauthorized:
-            return app_unauthorized_response()
-        response = await handler(request, client)
-        response.headers.update(NO_STORE)  # facts, challenges: no cache keeps them
-        return response
-
-    return route
 
 
 def _not_found() -> HttpError:

@@ -7,15 +7,14 @@ are never cached and carry no personal fact; errors come in the house's one shap
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
-from functools import partial
 from typing import Any
 
 from aiohttp import web
 
-from adapters.http.common import Handler, HttpError, ok, read_json
-from adapters.ops.auth import OperatorTokens, OperatorUnauthorized, operator_unauthorized_response
+from adapters.http.common import HttpError, ok, read_json
+from adapters.ops.auth import operator_tokens
 from orchestrator.errors import InvalidRequestError
 from orchestrator.listing import AuditRecord, RegistrationQuery, RegistrationSummary
 from orchestrator.model import State
@@ -50,7 +49,6 @@ from schemas.api_ops import (
 
 OPS = "/ops/v1"
 REPLAY_BUDGET = 10.0  # seconds of replaying per request, within the server's request time limit
-OperatorHandler = Callable[[web.Request, str], Awaitable[web.Response]]
 _STATES = frozenset(s.value for s in State) - {"new"}
 _VERIFICATIONS = frozenset({"pending", "retrying", "passed", "failed", "parked"})
 
@@ -60,7 +58,7 @@ def add_ops_routes(
 ) -> None:
     """Mount `/ops/v1` on the worker's HTTP application (or a test's)."""
     api = OpsApi(operations, clock)
-    guard = partial(_authenticated, OperatorTokens(operators))
+    guard = operator_tokens(operators).guard
     app.router.add_get(OPS + "/registrations", guard(api.registrations), name="ops.registrations")
     app.router.add_get(OPS + "/registrations/{registration_id}", guard(api.show), name="ops.show")
     app.router.add_get(OPS + "/counts", guard(api.counts), name="ops.counts")
@@ -68,19 +66,6 @@ def add_ops_routes(
     app.router.add_post(OPS + "/dead-letters/collect", guard(api.collect), name="ops.collect")
     app.router.add_post(OPS + "/replays", guard(api.replay), name="ops.replay")
     app.router.add_get(OPS + "/audit", guard(api.audit), name="ops.audit")
-
-
-def _authenticated(tokens: OperatorTokens, handler: OperatorHandler) -> Handler:
-    async def route(request: web.Request) -> web.StreamResponse:
-        try:
-            operator = tokens.operator_of(request)
-        except OperatorUnauthorized:
-            return operator_unauthorized_response()
-        response = await handler(request, operator)
-        response.headers["Cache-Control"] = "no-store"
-        return response
-
-    return route
 
 
 class OpsApi:

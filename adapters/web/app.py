@@ -16,23 +16,20 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
-from functools import partial
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
 from aiohttp import web
 
 from adapters.card_bridge.links import Links
-from adapters.http.common import Handler, HttpError, ok, read_json
+from adapters.http.common import HttpError, ok, read_json
 from adapters.web.auth import (
-    FacilityTokens,
-    Unauthorized,
     event_id_for,
+    facility_tokens,
     idempotency_key,
     start_event_id,
     start_registration_id,
-    unauthorized_response,
 )
 from adapters.web.feed import FEED_ROUTE
 from adapters.web.webhooks import OutboundApi
@@ -65,7 +62,6 @@ from schemas.references import namespaced_id
 
 log = structlog.get_logger("honnin.web")
 
-FacilityHandler = Callable[[web.Request, str], Awaitable[web.Response]]
 ONE = "/v1/registrations/{registration_id}"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{7,63}$")
 
@@ -82,7 +78,7 @@ def add_web_routes(
     """Mount the facility API on `app` (the worker's HTTP application, or a test's); with
     `outbound`, the webhook endpoint and the event feed too."""
     api = WebApi(orchestrator, links, clock)
-    guard = partial(_authenticated, FacilityTokens(facilities))
+    guard = facility_tokens(facilities).guard  # answers are never cached
     app.router.add_post("/v1/registrations", guard(api.start), name="web.start")
     app.router.add_get(ONE, guard(api.status), name="web.status")
     app.router.add_delete(ONE, guard(api.cancel), name="web.cancel")
@@ -97,21 +93,6 @@ def add_web_routes(
         app.router.add_delete("/v1/webhook", guard(hooks.delete), name="web.webhook_delete")
         app.router.add_post("/v1/webhook/test", guard(hooks.test), name="web.webhook_test")
         app.router.add_get("/v1/events", guard(feed.events), name=FEED_ROUTE)
-
-
-def _authenticated(tokens: FacilityTokens, handler: FacilityHandler) -> Handler:
-    """Every route learns its facility from the token first; answers are never cached."""
-
-    async def route(request: web.Request) -> web.StreamResponse:
-        try:
-            facility = tokens.facility_of(request)
-        except Unauthorized:
-            return unauthorized_response()
-        response = await handler(request, facility)
-        response.headers["Cache-Control"] = "no-store"
-        return response
-
-    return route
 
 
 def _not_found() -> HttpError:

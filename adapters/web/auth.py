@@ -1,21 +1,19 @@
 """Who is calling the facility API, and which retry a request is: bearer tokens, idempotency keys.
 
-Each facility has its own bearer token (`Authorization: Bearer <token>`). Tokens are compared as
-SHA-256 digests with `hmac.compare_digest`, against every configured token without stopping at a
-match, so neither the content nor the length of a token can be learnt from timing.
+Each facility has its own bearer token (`Authorization: Bearer <token>`), looked up in constant
+time in a table of the facility API's own (`adapters.http.bearer`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 import uuid
 from collections.abc import Mapping
 
 from aiohttp import web
 
-from adapters.http.common import HttpError, error_response
+from adapters.http.bearer import BearerTable, Realm
+from adapters.http.common import HttpError
 from schemas.events import derived_event_id
 from schemas.privacy import MAX_ID_DIGITS, digit_count
 
@@ -25,44 +23,12 @@ _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 _LETTERS = str.maketrans("0123456789abcdef", "abcdefghijklmnop")
 
 
-class Unauthorized(HttpError):
-    """401: no token, or one no facility holds; the body never says which."""
-
-    def __init__(self) -> None:
-        super().__init__(401, "unauthorized", UNAUTHORIZED)
+FACILITY_REALM = Realm("honnin", "unauthorized", UNAUTHORIZED)
 
 
-def unauthorized_response() -> web.Response:
-    """The 401 answer with the challenge header RFC 6750 asks for."""
-    response = error_response(401, "unauthorized", UNAUTHORIZED)
-    response.headers["WWW-Authenticate"] = 'Bearer realm="honnin"'
-    return response
-
-
-def _digest(token: str) -> bytes:
-    """Equal-length digests: `compare_digest` then leaks neither content nor length."""
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
-
-
-class FacilityTokens:
-    """Bearer token → facility id, looked up in constant time."""
-
-    def __init__(self, facilities: Mapping[str, str]) -> None:
-        self._entries = [(_digest(token), facility) for token, facility in facilities.items()]
-
-    def facility_of(self, request: web.Request) -> str:
-        """The calling facility's id, or Unauthorized."""
-        scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthorized()
-        presented = _digest(token.strip())
-        found: str | None = None
-        for digest, facility in self._entries:  # no early exit: every token costs the same
-            if hmac.compare_digest(digest, presented):
-                found = facility
-        if found is None:
-            raise Unauthorized()
-        return found
+def facility_tokens(facilities: Mapping[str, str]) -> BearerTable:
+    """Facility bearer token → facility id (HONNIN_FACILITY_TOKENS)."""
+    return BearerTable(facilities, FACILITY_REALM)
 
 
 def idempotency_key(request: web.Request) -> str | None:
