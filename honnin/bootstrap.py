@@ -277,7 +277,12 @@ def _wire(
 ) -> App:
     metrics = PrometheusMetrics(folder=settings.metrics_dir, worker=settings.worker_id)
     orchestrator = Orchestrator(
-        store, clock, settings.profiles(), facility_queue=settings.facility_queue, metrics=metrics
+        store,
+        clock,
+        settings.profiles(),
+        early_event_wait=settings.early_event_wait_seconds if bus.deliveries_at_once > 1 else 0.0,
+        facility_queue=settings.facility_queue,
+        metrics=metrics,
     )
     outbound = FacilityOutbound(
         store, clock, orchestrator.facility_heard, new_secret, feed_poll_seconds=settings.feed_poll_seconds

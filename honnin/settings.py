@@ -83,6 +83,14 @@ class Settings(BaseSettings):
     )
     redelivery_base_seconds: PositiveFloat = Field(0.05, description="the first redelivery's wait")
     redelivery_cap_seconds: PositiveFloat = Field(300.0, description="the longest wait between two")
+    early_event_wait_seconds: float = Field(
+        0.05,
+        ge=0,
+        le=5,
+        description="a delivered step that overtook an earlier one of its registration is tried once"
+        " more in the worker after this wait, before the bus redelivers it; 0 (or a prefetch of 1,"
+        " where the wait would hold up the queue): redelivered at once",
+    )
     sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
         "FULL", description="FULL: a commit survives a power loss; NORMAL: faster, may lose the last ones"
     )

@@ -56,6 +56,11 @@ class RetryLaterError(RetryableError):
     code = "retry_later"
 
 
+class EventDeferredError(RetryLaterError):
+    """The event overtook an earlier step of its registration (competing consumers deliver a
+    registration's steps in any order): it is tried again later, not refused."""
+
+
 class StoreUnavailableError(RetryableError):
     code = "store_unavailable"
 

@@ -434,6 +434,12 @@ class Bus(Protocol):
 
     async def consume(self, queue: str, handler: Handler) -> None: ...
 
+    @property
+    def deliveries_at_once(self) -> int:
+        """How many deliveries a consumer of this bus handles at the same time (its prefetch): at
+        1, a handler that waits holds up its whole queue."""
+        ...
+
     async def close(self) -> None: ...
 
 

@@ -19,9 +19,9 @@ from orchestrator import messages
 from orchestrator.errors import (
     CardInfoNotReadError,
     DuplicateEventError,
+    EventDeferredError,
     NotFoundError,
     PoisonMessageError,
-    RetryLaterError,
     VersionConflictError,
 )
 from orchestrator.machine import RegistrationMachine
@@ -87,6 +87,7 @@ class Orchestrator:
         *,
         conflict_retries: int = 10,
         conflict_backoff: tuple[float, float] = (0.005, 0.25),
+        early_event_wait: float = 0.0,
         facility_queue: bool = False,
         metrics: Metrics | None = None,
     ) -> None:
@@ -96,6 +97,7 @@ class Orchestrator:
         self._profiles = profiles
         self._conflict_retries = conflict_retries
         self._backoff_base, self._backoff_cap = conflict_backoff
+        self._early_wait = early_event_wait
         self._facility_queue = facility_queue  # facility events also go to the bus (AMQP consumers)
         self._machine = RegistrationMachine()
         self._turns: dict[str, _Turn] = {}
@@ -111,11 +113,47 @@ class Orchestrator:
             jitter=random.random(),  # noqa: S311 - jitter, not a secret
         )
 
-    async def handle(self, event: Envelope, known: StoredRegistration | None = None) -> HandleResult:
+    async def handle(
+        self, event: Envelope, known: StoredRegistration | None = None, *, wait_if_early: bool = False
+    ) -> HandleResult:
         """`known`: the registration as the caller just read it, saving the first load (a stale one
-        only costs a version conflict and a fresh load)."""
+        only costs a version conflict and a fresh load).
+
+        An event that overtook an earlier step of its registration raises EventDeferredError (the
+        bus redelivers it later, an HTTP caller tells the person to do that step first). With
+        `wait_if_early` (the bus's deliveries), it is tried once more here after the orchestrator's
+        `early_event_wait`, out of its turn: the earlier step is usually being applied by another
+        worker at that moment, and a redelivery is a round trip through the broker's delay queue
+        (100 ms or more). One wait, not several short ones: under load the earlier step takes tens
+        of milliseconds, and each try that comes too soon costs a read and the rules for nothing
+        (measured: 5, 10, 20, 40 ms made the workers' CPU per registration 10-25 % higher)."""
+        try:
+            return await self._in_turn(event, known)
+        except EventDeferredError as exc:
+            if not (wait_if_early and self._early_wait > 0):
+                self._deferred(event, exc, tries=1)
+                raise
+        await asyncio.sleep(self._early_wait)
+        try:
+            return await self._in_turn(event, None)
+        except EventDeferredError as exc:
+            self._deferred(event, exc, tries=2)
+            raise
+
+    async def _in_turn(self, event: Envelope, known: StoredRegistration | None) -> HandleResult:
         async with self._turn(event.registration_id):
             return await self._handle(event, known)
+
+    def _deferred(self, event: Envelope, exc: EventDeferredError, *, tries: int) -> None:
+        log.info(
+            "event.deferred",
+            registration_id=event.registration_id,
+            event_id=str(event.event_id),
+            event_type=event.type,
+            code=exc.code,
+            tries=tries,
+        )
+        self._metrics.event_handled(event.type, "deferred")
 
     @contextlib.asynccontextmanager
     async def _turn(self, registration_id: str) -> AsyncIterator[None]:
@@ -144,9 +182,7 @@ class Orchestrator:
             ctx = self._context()
             outcome = self._machine.apply(stored.registration if stored else None, event, ctx)
             if outcome.rejection and outcome.rejection.retryable:
-                bound.info("event.deferred", code=outcome.rejection.code)
-                self._metrics.event_handled(event.type, "deferred")
-                raise RetryLaterError(outcome.rejection.message, code=outcome.rejection.code)
+                raise EventDeferredError(outcome.rejection.message, code=outcome.rejection.code)
             commit = _commit(stored, outcome, ctx, facility_queue=self._facility_queue)
             direct = self.direct if commit.outbox else None
             if direct is not None:
@@ -197,7 +233,7 @@ class Orchestrator:
             raise PoisonMessageError(exc.message) from None
         if event.type not in INBOUND_TYPES:
             raise PoisonMessageError(f"{event.type} is not an event the orchestrator accepts")
-        await self.handle(event)
+        await self.handle(event, wait_if_early=True)
 
     async def status(self, registration_id: str) -> StoredRegistration:
         stored = await self._store.load(registration_id)

@@ -222,6 +222,10 @@ class InProcessBus:
             target.outstanding -= 1
         return taken
 
+    @property
+    def deliveries_at_once(self) -> int:
+        return self._concurrency
+
     def idle(self) -> bool:
         """No message waits, runs or awaits redelivery on any queue that has a consumer."""
         return not any(q.outstanding for q in self._queues.values() if q.consumers)

@@ -223,6 +223,10 @@ class RabbitMqBus:
     def queue_prefix(self) -> str:
         return self._naming.prefix
 
+    @property
+    def deliveries_at_once(self) -> int:
+        return self._prefetch
+
     async def close(self) -> None:
         """The watchdog, the consumers (unsettled deliveries return to their queues), then the
         channel and the connection: each part even when the one before it failed or this close

@@ -326,14 +326,69 @@ async def test_a_step_that_overtook_the_one_before_waits_for_it(tmp_path: Path, 
         await app.close()
 
 
+@pytest.mark.parametrize("kind", ["card.info_read", "registration.confirmed"])
+async def test_a_delivered_step_that_overtook_the_one_before_is_applied_after_one_wait_in_the_worker(
+    tmp_path: Path, clock: FakeClock, kind: str
+) -> None:
+    """Competing workers deliver a registration's steps in any order; one that overtook the step
+    before it (`unknown_registration`, `not_yet_accepted`) waits in the worker once and is applied
+    then, without a trip through the bus's redelivery. With a delivery limit of 1 the bus cannot
+    redeliver at all, so a step that was not applied in its one delivery is dead-lettered."""
+    bus = InProcessBus(delivery_limit=1, concurrency=4)
+    app = await start(tmp_path, clock, bus, early_event_wait_seconds=0.5)
+    events = dict(
+        zip(
+            ["registration.started", "card.info_read", "registration.confirmed"],
+            factory.flow(RID, upto=3),
+            strict=True,
+        )
+    )
+    before = list(events)[: list(events).index(kind)]
+    try:
+        await publish(app, events[kind])
+        await asyncio.sleep(0.1)  # its first try has found the step before it missing
+        for earlier in before:
+            await publish(app, events[earlier])
+        await settle(app)
+        history = await app.orchestrator.history(RID)
+        assert [(h.event_type, h.outcome) for h in history] == [(k, "applied") for k in [*before, kind]]
+        assert app.bus.dead_letters == []  # type: ignore[attr-defined]
+    finally:
+        await app.close()
+
+
+@pytest.mark.parametrize(("wait", "at_once"), [(0.0, 4), (0.5, 1)])
+async def test_without_the_wait_an_overtaking_step_goes_back_to_the_bus_at_once(
+    tmp_path: Path, clock: FakeClock, wait: float, at_once: int
+) -> None:
+    """No wait configured, or a bus that delivers one message at a time: there the wait would
+    hold up every message behind the early one, so the bus redelivers it instead."""
+    bus = InProcessBus(delivery_limit=1, concurrency=at_once)
+    app = await start(tmp_path, clock, bus, early_event_wait_seconds=wait)
+    started, card_read = factory.flow(RID, upto=2)
+    try:
+        await publish(app, card_read)
+        await asyncio.sleep(0.1)
+        assert len(app.bus.dead_letters) == 1, "given up on at once"  # type: ignore[attr-defined]
+        await publish(app, started)
+        await settle(app)
+        [letter] = app.bus.dead_letters  # type: ignore[attr-defined]
+        assert "unknown_registration" in letter.reason
+        assert [h.event_type for h in await app.orchestrator.history(RID)] == ["registration.started"]
+    finally:
+        await app.close()
+
+
 async def test_a_deferred_event_raises_retry_later_and_records_nothing(
     tmp_path: Path, clock: FakeClock
 ) -> None:
-    app = await start(tmp_path, clock)
+    """A caller that is not the bus (an HTTP step) is told at once, whatever the worker's wait."""
+    app = await start(tmp_path, clock, early_event_wait_seconds=5)
     try:
         early = factory.event("card.info_read", RID)
         with pytest.raises(RetryLaterError):
-            await app.orchestrator.handle(early)
+            async with asyncio.timeout(1):
+                await app.orchestrator.handle(early)
         assert not await app.store.is_processed(str(early.event_id))
         assert await app.orchestrator.history(RID) == []
     finally:
