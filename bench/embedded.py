@@ -60,10 +60,10 @@ class Latencies:
     def _timed(
         handle: Callable[..., Awaitable[HandleResult]], into: dict[str, list[float]]
     ) -> Callable[..., Awaitable[HandleResult]]:
-        async def timed(event: Envelope, *args: Any) -> HandleResult:
+        async def timed(event: Envelope, *args: Any, **kwargs: Any) -> HandleResult:
             started = time.perf_counter()
             try:
-                return await handle(event, *args)
+                return await handle(event, *args, **kwargs)
             finally:
                 into[event.type].append((time.perf_counter() - started) * 1000)
 
