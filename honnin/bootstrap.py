@@ -39,6 +39,7 @@ from orchestrator.relay import OutboxRelay
 from orchestrator.runtime import Runtime
 from orchestrator.service import Orchestrator
 from orchestrator.sweeper import DeadlineSweeper
+from orchestrator.tasks import close_all
 from orchestrator.topology import FACILITY_QUEUE, MAIL_QUEUE, VERIFIER_QUEUE, queues
 
 
@@ -74,16 +75,15 @@ class App:
         this close was cancelled again while it waited (a part's stop now lets that cancellation
         go on up, `orchestrator.tasks`): a store left open keeps its connection threads, and so
         the process, alive. The first failure is raised once all are closed."""
-        async with contextlib.AsyncExitStack() as parts:  # run last-pushed first: the store last
-            parts.push_async_callback(self.store.close)
-            if self.cpu is not None:
-                parts.push_async_callback(self.cpu.close)
-            if self.revocation is not None:
-                parts.push_async_callback(self.revocation.close)
-            parts.push_async_callback(self.sender.close)
-            parts.push_async_callback(self.bus.close)
-            parts.push_async_callback(self.mailer.close)
-            await self.runtime.stop()
+        await close_all(
+            self.runtime.stop,
+            self.mailer.close,
+            self.bus.close,
+            self.sender.close,
+            *([self.revocation.close] if self.revocation is not None else []),
+            *([self.cpu.close] if self.cpu is not None else []),
+            self.store.close,  # last: everything above may still write
+        )
 
 
 def data_key(settings: Settings) -> bytes:

@@ -21,6 +21,7 @@ import contextlib
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import aio_pika
 import structlog
@@ -47,6 +48,7 @@ from orchestrator.errors import (
     exception_kind,
 )
 from orchestrator.ports import BusMessage, DeadLetter, Handler
+from orchestrator.tasks import close_all
 
 log = structlog.get_logger("honnin.bus")
 
@@ -233,12 +235,12 @@ class RabbitMqBus:
         was cancelled again while it waited (a shutdown cut short), so no connection is left open
         behind a stopped worker. The first failure is raised once all are closed."""
         consumers, self._consumers = self._consumers, []
-        async with contextlib.AsyncExitStack() as parts:  # run last-pushed first: the connection last
-            parts.push_async_callback(close_quietly, self._connection)
-            parts.push_async_callback(close_quietly, self._channel)
-            for consumer in reversed(consumers):
-                parts.push_async_callback(consumer.cancel)
-            await self.watchdog.stop()
+        await close_all(
+            self.watchdog.stop,
+            *(consumer.cancel for consumer in consumers),
+            partial(close_quietly, self._channel),
+            partial(close_quietly, self._connection),
+        )
 
     async def depth(self, queue: str) -> int:
         """Messages ready on the queue (not those a consumer holds)."""

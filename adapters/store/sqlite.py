@@ -9,7 +9,6 @@ quarantine (sqlite_operations) instead of failing the read that meets them again
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import sqlite3
 import time
@@ -47,6 +46,7 @@ from orchestrator.errors import (
 )
 from orchestrator.model import State
 from orchestrator.ports import Commit, HistoryEntry, OutboxMessage, StoredRegistration
+from orchestrator.tasks import close_all
 from orchestrator.versions import REGISTRATION_VERSION
 
 Synchronous = Literal["FULL", "NORMAL"]
@@ -431,10 +431,7 @@ class SqliteStore(SqliteOutbound, SqliteOperations, SqliteListing, SqliteInsight
     async def close(self) -> None:
         """The writer's queue drained, then every connection closed, even when a step before
         failed or was cancelled: an open aiosqlite connection's thread keeps the process alive."""
-        async with contextlib.AsyncExitStack() as connections:
-            connections.push_async_callback(self._writer.db.close)
-            connections.push_async_callback(self._readers.close)
-            await self._writer.close()
+        await close_all(self._writer.close, self._readers.close, self._writer.db.close)
 
 
 async def _close_after_failure(db: aiosqlite.Connection) -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from adapters.bus.watchdog import ConsumerWatchdog
 from adapters.store.sqlite_writer import GroupWriter
-from orchestrator.tasks import cancel_and_wait
+from orchestrator.tasks import cancel_and_wait, close_all
 
 
 async def _slow_to_end(ended: asyncio.Event) -> None:
@@ -100,3 +100,46 @@ async def test_a_cancelled_group_writer_close_ends_cancelled(tmp_path: Path) -> 
         await writer.close()
     finally:
         await db.close()
+
+
+async def test_close_all_runs_every_step_and_raises_the_first_failure() -> None:
+    ran: list[str] = []
+
+    async def step(name: str, error: BaseException | None = None) -> None:
+        ran.append(name)
+        if error is not None:
+            raise error
+
+    with pytest.raises(RuntimeError, match="first"):
+        await close_all(
+            lambda: step("a", RuntimeError("first")),
+            lambda: step("b", ValueError("second")),
+            lambda: step("c"),
+        )
+    assert ran == ["a", "b", "c"]
+
+
+async def test_close_all_cancelled_while_a_step_waits_still_runs_the_rest_and_ends_cancelled() -> None:
+    """A cancellation, then a part's error: the close ends cancelled (AsyncExitStack raised the error)."""
+    waiting = asyncio.Event()
+    ran: list[str] = []
+
+    async def slow() -> None:
+        ran.append("slow")
+        waiting.set()
+        await asyncio.sleep(3600)
+
+    async def broken() -> None:
+        ran.append("broken")
+        raise RuntimeError("would not close")
+
+    async def last() -> None:
+        await asyncio.sleep(0)  # a step that awaits after the cancellation still completes
+        ran.append("last")
+
+    closing = asyncio.create_task(close_all(slow, broken, last))
+    await waiting.wait()
+    closing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await closing
+    assert ran == ["slow", "broken", "last"]
