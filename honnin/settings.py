@@ -88,8 +88,9 @@ class Settings(BaseSettings):
         ge=0,
         le=5,
         description="a delivered step that overtook an earlier one of its registration is tried once"
-        " more in the worker after this wait, before the bus redelivers it; 0 (or a prefetch of 1,"
-        " where the wait would hold up the queue): redelivered at once",
+        " more in the worker after this wait, before the bus redelivers it; 0, or a consumer that takes"
+        " one delivery at a time (HONNIN_RABBITMQ_PREFETCH or HONNIN_INPROCESS_CONCURRENCY of 1, where"
+        " the wait would hold up its queue): redelivered at once",
     )
     sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
         "FULL", description="FULL: a commit survives a power loss; NORMAL: faster, may lose the last ones"

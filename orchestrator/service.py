@@ -133,6 +133,15 @@ class Orchestrator:
             if not (wait_if_early and self._early_wait > 0):
                 self._deferred(event, exc, tries=1)
                 raise
+            log.debug(
+                "event.early",
+                registration_id=event.registration_id,
+                event_id=str(event.event_id),
+                event_type=event.type,
+                code=exc.code,
+                wait=self._early_wait,
+            )
+            self._metrics.event_handled(event.type, "waited")
         await asyncio.sleep(self._early_wait)
         try:
             return await self._in_turn(event, None)

@@ -6,13 +6,16 @@ import asyncio
 import json
 import sqlite3
 from collections import Counter
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from adapters.bus.inprocess import InProcessBus
 from adapters.clock import FakeClock
+from honnin.bootstrap import App
 from orchestrator import messages
 from orchestrator.errors import CardInfoNotReadError, RetryLaterError
 from orchestrator.model import State
@@ -326,6 +329,24 @@ async def test_a_step_that_overtook_the_one_before_waits_for_it(tmp_path: Path, 
         await app.close()
 
 
+def events_counted(app: App, event_type: str, outcome: str) -> float:
+    """honnin_events_total for one type and outcome, as /metrics shows it."""
+    for family in text_string_to_metric_families(app.metrics.exposition(None).decode()):
+        for sample in family.samples:
+            if sample.name == "honnin_events_total" and sample.labels == {
+                "type": event_type,
+                "outcome": outcome,
+            }:
+                return sample.value
+    return 0.0
+
+
+async def until(check: Callable[[], bool], within: float = 10.0) -> None:
+    async with asyncio.timeout(within):
+        while not check():
+            await asyncio.sleep(0.01)
+
+
 @pytest.mark.parametrize("kind", ["card.info_read", "registration.confirmed"])
 async def test_a_delivered_step_that_overtook_the_one_before_is_applied_after_one_wait_in_the_worker(
     tmp_path: Path, clock: FakeClock, kind: str
@@ -335,7 +356,7 @@ async def test_a_delivered_step_that_overtook_the_one_before_is_applied_after_on
     then, without a trip through the bus's redelivery. With a delivery limit of 1 the bus cannot
     redeliver at all, so a step that was not applied in its one delivery is dead-lettered."""
     bus = InProcessBus(delivery_limit=1, concurrency=4)
-    app = await start(tmp_path, clock, bus, early_event_wait_seconds=0.5)
+    app = await start(tmp_path, clock, bus, early_event_wait_seconds=2.0)
     events = dict(
         zip(
             ["registration.started", "card.info_read", "registration.confirmed"],
@@ -346,18 +367,19 @@ async def test_a_delivered_step_that_overtook_the_one_before_is_applied_after_on
     before = list(events)[: list(events).index(kind)]
     try:
         await publish(app, events[kind])
-        await asyncio.sleep(0.1)  # its first try has found the step before it missing
+        await until(lambda: events_counted(app, kind, "waited") == 1)  # its first try found it early
         for earlier in before:
             await publish(app, events[earlier])
         await settle(app)
         history = await app.orchestrator.history(RID)
         assert [(h.event_type, h.outcome) for h in history] == [(k, "applied") for k in [*before, kind]]
         assert app.bus.dead_letters == []  # type: ignore[attr-defined]
+        assert events_counted(app, kind, "deferred") == 0, "never handed back to the bus"
     finally:
         await app.close()
 
 
-@pytest.mark.parametrize(("wait", "at_once"), [(0.0, 4), (0.5, 1)])
+@pytest.mark.parametrize(("wait", "at_once"), [(0.0, 4), (5.0, 1)])
 async def test_without_the_wait_an_overtaking_step_goes_back_to_the_bus_at_once(
     tmp_path: Path, clock: FakeClock, wait: float, at_once: int
 ) -> None:
@@ -368,13 +390,13 @@ async def test_without_the_wait_an_overtaking_step_goes_back_to_the_bus_at_once(
     started, card_read = factory.flow(RID, upto=2)
     try:
         await publish(app, card_read)
-        await asyncio.sleep(0.1)
-        assert len(app.bus.dead_letters) == 1, "given up on at once"  # type: ignore[attr-defined]
+        await until(lambda: len(app.bus.dead_letters) == 1, within=4)  # type: ignore[attr-defined]  # not after 5 s
         await publish(app, started)
         await settle(app)
         [letter] = app.bus.dead_letters  # type: ignore[attr-defined]
         assert "unknown_registration" in letter.reason
         assert [h.event_type for h in await app.orchestrator.history(RID)] == ["registration.started"]
+        assert events_counted(app, "card.info_read", "waited") == 0
     finally:
         await app.close()
 
@@ -383,7 +405,7 @@ async def test_a_deferred_event_raises_retry_later_and_records_nothing(
     tmp_path: Path, clock: FakeClock
 ) -> None:
     """A caller that is not the bus (an HTTP step) is told at once, whatever the worker's wait."""
-    app = await start(tmp_path, clock, early_event_wait_seconds=5)
+    app = await start(tmp_path, clock, InProcessBus(concurrency=4), early_event_wait_seconds=5)
     try:
         early = factory.event("card.info_read", RID)
         with pytest.raises(RetryLaterError):
