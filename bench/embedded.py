@@ -53,19 +53,25 @@ class Latencies:
         self.own: dict[str, list[float]] = defaultdict(list)
 
     def attach(self, orchestrator: Orchestrator) -> None:
-        orchestrator.handle = self._timed(orchestrator.handle, self.ms)  # type: ignore[method-assign]
-        orchestrator._handle = self._timed(orchestrator._handle, self.own)  # type: ignore[method-assign]
+        """`ms` times every call; `own` only the try that applied, refused or found a duplicate (a
+        step that came early and was tried again after its wait counts once, its last try)."""
+        orchestrator.handle = self._timed(orchestrator.handle, self.ms, always=True)  # type: ignore[method-assign]
+        orchestrator._handle = self._timed(orchestrator._handle, self.own, always=False)  # type: ignore[method-assign]
 
     @staticmethod
     def _timed(
-        handle: Callable[..., Awaitable[HandleResult]], into: dict[str, list[float]]
+        handle: Callable[..., Awaitable[HandleResult]], into: dict[str, list[float]], *, always: bool
     ) -> Callable[..., Awaitable[HandleResult]]:
         async def timed(event: Envelope, *args: Any, **kwargs: Any) -> HandleResult:
             started = time.perf_counter()
             try:
-                return await handle(event, *args, **kwargs)
-            finally:
-                into[event.type].append((time.perf_counter() - started) * 1000)
+                result = await handle(event, *args, **kwargs)
+            except BaseException:
+                if always:
+                    into[event.type].append((time.perf_counter() - started) * 1000)
+                raise
+            into[event.type].append((time.perf_counter() - started) * 1000)
+            return result
 
         return timed
 

@@ -12,7 +12,7 @@
 4. Resident memory after 10k and after 100k registrations on the embedded default, the
    orchestrator driven in process (`handle()` straight against the store, relay running).
 
-    .venv/bin/python bench/run.py            # what the README's table comes from (~15 min)
+    .venv/bin/python bench/run.py            # what the README's table comes from (8-15 min)
     .venv/bin/python bench/run.py --quick    # the same parts, smaller (< 2 min)
 
 The last two lines are exactly `rabbitmq ratio: R` and `embedded ratio: R`.

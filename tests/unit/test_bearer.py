@@ -74,18 +74,20 @@ async def test_the_guard_answers_the_realms_401_without_calling_the_handler() ->
 
 
 @pytest.mark.parametrize(
-    ("make", "realm", "code"),
+    ("make", "realm", "code", "words"),
     [
-        (facility_tokens, "honnin", "unauthorized"),
-        (app_clients, "honnin-app", "unauthorized"),
-        (operator_tokens, "honnin-ops", "operator_unauthorized"),
+        (facility_tokens, "honnin", "unauthorized", "a facility bearer token is required"),
+        (app_clients, "honnin-app", "unauthorized", "an xID app client credential is required"),
+        (operator_tokens, "honnin-ops", "operator_unauthorized", "an operator bearer token is required"),
     ],
 )
-def test_each_api_refuses_in_its_own_realm_and_words(make: object, realm: str, code: str) -> None:
+def test_each_api_refuses_in_its_own_realm_and_words(make: object, realm: str, code: str, words: str) -> None:
     table = make({"its-own-token-0001": "someone"})  # type: ignore[operator]
     assert isinstance(table, BearerTable)
     response = table.realm.response()
     assert response.headers["WWW-Authenticate"] == f'Bearer realm="{realm}"'
+    assert response.body is not None
+    assert json.loads(bytes(response.body))["message_en"].startswith(words)  # type: ignore[arg-type]
     with pytest.raises(BearerUnauthorized) as refused:
         table.holder_of(request("Bearer another-apis-token-0002"))
     assert refused.value.code == code
