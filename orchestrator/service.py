@@ -133,14 +133,7 @@ class Orchestrator:
             if not (wait_if_early and self._early_wait > 0):
                 self._deferred(event, exc, tries=1)
                 raise
-            log.debug(
-                "event.early",
-                registration_id=event.registration_id,
-                event_id=str(event.event_id),
-                event_type=event.type,
-                code=exc.code,
-                wait=self._early_wait,
-            )
+            _bound(event).debug("event.early", code=exc.code, wait=self._early_wait)
             self._metrics.event_handled(event.type, "waited")
         await asyncio.sleep(self._early_wait)
         try:
@@ -154,14 +147,7 @@ class Orchestrator:
             return await self._handle(event, known)
 
     def _deferred(self, event: Envelope, exc: EventDeferredError, *, tries: int) -> None:
-        log.info(
-            "event.deferred",
-            registration_id=event.registration_id,
-            event_id=str(event.event_id),
-            event_type=event.type,
-            code=exc.code,
-            tries=tries,
-        )
+        _bound(event).info("event.deferred", code=exc.code, tries=tries)
         self._metrics.event_handled(event.type, "deferred")
 
     @contextlib.asynccontextmanager
@@ -178,9 +164,7 @@ class Orchestrator:
                 del self._turns[registration_id]
 
     async def _handle(self, event: Envelope, known: StoredRegistration | None = None) -> HandleResult:
-        bound = log.bind(
-            registration_id=event.registration_id, event_id=str(event.event_id), event_type=event.type
-        )
+        bound = _bound(event)
         try:
             stored = await self._first_read(event, known)
         except DuplicateEventError:
@@ -259,6 +243,14 @@ class Orchestrator:
         if registration.card is None:
             raise CardInfoNotReadError(messages.CARD_INFO_NOT_READ)
         return registration.card
+
+
+def _bound(event: Envelope) -> structlog.typing.FilteringBoundLogger:
+    """The log with the event's registration, id and type on every line."""
+    bound: structlog.typing.FilteringBoundLogger = log.bind(
+        registration_id=event.registration_id, event_id=str(event.event_id), event_type=event.type
+    )
+    return bound
 
 
 def _commit(

@@ -44,7 +44,6 @@ class BearerUnauthorized(HttpError):
 
     def __init__(self, realm: Realm) -> None:
         super().__init__(401, realm.code, realm.message)
-        self.realm = realm
 
 
 def _digest(token: str) -> bytes:

@@ -6,7 +6,6 @@ import asyncio
 import json
 import sqlite3
 from collections import Counter
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from orchestrator.model import State
 from orchestrator.ports import BusMessage
 from schemas.events import OUTBOUND_TYPES
 from tests import factory
+from tests.contract.buses import eventually
 from tests.integration.harness import outbound, publish, published, settle, start
 
 RID = "reg-00000001"
@@ -341,12 +341,6 @@ def events_counted(app: App, event_type: str, outcome: str) -> float:
     return 0.0
 
 
-async def until(check: Callable[[], bool], within: float = 10.0) -> None:
-    async with asyncio.timeout(within):
-        while not check():
-            await asyncio.sleep(0.01)
-
-
 @pytest.mark.parametrize("kind", ["card.info_read", "registration.confirmed"])
 async def test_a_delivered_step_that_overtook_the_one_before_is_applied_after_one_wait_in_the_worker(
     tmp_path: Path, clock: FakeClock, kind: str
@@ -367,7 +361,7 @@ async def test_a_delivered_step_that_overtook_the_one_before_is_applied_after_on
     before = list(events)[: list(events).index(kind)]
     try:
         await publish(app, events[kind])
-        await until(lambda: events_counted(app, kind, "waited") == 1)  # its first try found it early
+        await eventually(lambda: events_counted(app, kind, "waited") == 1)  # its first try found it early
         for earlier in before:
             await publish(app, events[earlier])
         await settle(app)
@@ -390,7 +384,7 @@ async def test_without_the_wait_an_overtaking_step_goes_back_to_the_bus_at_once(
     started, card_read = factory.flow(RID, upto=2)
     try:
         await publish(app, card_read)
-        await until(lambda: len(app.bus.dead_letters) == 1, within=4)  # type: ignore[attr-defined]  # not after 5 s
+        await eventually(lambda: len(app.bus.dead_letters) == 1, timeout=4)  # type: ignore[attr-defined]  # not after 5 s
         await publish(app, started)
         await settle(app)
         [letter] = app.bus.dead_letters  # type: ignore[attr-defined]

@@ -18,6 +18,7 @@ from adapters.clock import FakeClock
 from adapters.store.sqlite import SqliteStore
 from honnin.bootstrap import App
 from orchestrator.delivery import _first
+from tests.contract.buses import eventually
 from tests.integration.harness import start
 
 STEPS = 12
@@ -77,17 +78,6 @@ def _store_threads_alive(app: App) -> list[bool]:
     return [c._thread.is_alive() for c in (store._db, *store._readers.connections)]
 
 
-async def _store_threads_ended(app: App, within: float = 5.0) -> bool:
-    """Whether every store thread has ended within `within` seconds: a closed connection's thread
-    ends a moment after its close() returns, one never closed not at all."""
-    deadline = asyncio.get_running_loop().time() + within
-    while any(_store_threads_alive(app)):
-        if asyncio.get_running_loop().time() > deadline:
-            return False
-        await asyncio.sleep(0.01)
-    return True
-
-
 async def test_a_part_that_fails_to_close_leaves_the_store_closed_all_the_same(
     tmp_path: Path, clock: FakeClock
 ) -> None:
@@ -100,7 +90,8 @@ async def test_a_part_that_fails_to_close_leaves_the_store_closed_all_the_same(
     app.bus.close = broken  # type: ignore[method-assign]
     with pytest.raises(RuntimeError, match="would not close"):
         await app.close()
-    assert await _store_threads_ended(app)
+    # a closed connection's thread ends a moment after close() returns, one never closed not at all
+    await eventually(lambda: not any(_store_threads_alive(app)), timeout=5)
 
 
 async def test_a_close_cancelled_again_while_it_waits_still_closes_the_store(
@@ -123,4 +114,5 @@ async def test_a_close_cancelled_again_while_it_waits_still_closes_the_store(
     closing.cancel()
     with pytest.raises(asyncio.CancelledError):
         await closing
-    assert await _store_threads_ended(app)
+    # a closed connection's thread ends a moment after close() returns, one never closed not at all
+    await eventually(lambda: not any(_store_threads_alive(app)), timeout=5)
