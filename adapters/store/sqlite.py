@@ -141,6 +141,11 @@ class SqliteStore(SqliteOutbound, SqliteOperations, SqliteListing, SqliteInsight
                 if len(opened_) == 1:
                     await _prepare(db, sealer, busy_timeout_ms / 1000)
                     await db.execute("PRAGMA busy_timeout = 0")  # the writer waits its own way
+                    # Each job's savepoint keeps the pages it changes; past 64 KiB SQLite spilled
+                    # them to a temporary file created and unlinked in /var/tmp for every such
+                    # transaction (thousands of writes a second under load). In memory they cost
+                    # no system call and cannot fail on a full or read-only temporary directory.
+                    await db.execute("PRAGMA temp_store = MEMORY")
         except BaseException as exc:
             for db in opened_:
                 await _close_after_failure(db)  # its thread would keep the process alive

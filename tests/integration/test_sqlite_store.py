@@ -6,8 +6,10 @@ and workers started together on one new file."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import multiprocessing.synchronize
+import os
 import sqlite3
 import threading
 import time
@@ -59,6 +61,44 @@ async def test_the_setting_reaches_the_store(tmp_path: Path, monkeypatch: pytest
     assert Settings(data_dir=tmp_path, _env_file=None).sqlite_synchronous == "NORMAL"
     monkeypatch.delenv("HONNIN_SQLITE_SYNCHRONOUS")
     assert Settings(data_dir=tmp_path).sqlite_synchronous == "FULL"
+
+
+def _temporary_files() -> list[str]:
+    """SQLite's temporary files this process holds open (unlinked at once, so only /proc sees them)."""
+    names = []
+    for fd in Path("/proc/self/fd").iterdir():
+        with contextlib.suppress(OSError):
+            if "etilqs_" in (target := os.readlink(fd)):
+                names.append(target)
+    return names
+
+
+async def test_a_writes_savepoint_journal_stays_in_memory(tmp_path: Path, sealer: Sealer) -> None:
+    """A job that rewrites more than 64 KiB of existing pages inside its savepoint: SQLite's
+    default spills those pages to a temporary file, one created and unlinked per transaction. The
+    writer keeps them in memory, and a job that fails still rolls back to its savepoint alone."""
+    store = await SqliteStore.open(tmp_path / "honnin.db", sealer)
+    writer = store._writer
+    try:
+        await writer.run(lambda db: db.execute("CREATE TABLE wide (k INTEGER PRIMARY KEY, v BLOB)"))
+        rows = [(k, bytes(1000)) for k in range(400)]  # about 100 pages
+        await writer.run(lambda db: db.executemany("INSERT INTO wide VALUES (?, ?)", rows))
+        async with writer.transaction() as db:
+            await db.execute("UPDATE wide SET v = randomblob(1000)")
+            assert _temporary_files() == []
+
+        def fails(db: sqlite3.Connection) -> None:
+            db.execute("UPDATE wide SET v = zeroblob(1000)")
+            raise RuntimeError("this job fails after rewriting every page")
+
+        kept = writer.run(lambda db: db.execute("INSERT INTO wide VALUES (-1, x'01')"))
+        results = await asyncio.gather(kept, writer.run(fails), return_exceptions=True)
+        assert isinstance(results[1], RuntimeError)
+        zeroed = await store._fetch("SELECT count(*) FROM wide WHERE v = zeroblob(1000)")
+        assert zeroed[0][0] == 0, "the failed job's rewrite was rolled back"
+        assert (await store._fetch("SELECT count(*) FROM wide"))[0][0] == 401, "its neighbour kept"
+    finally:
+        await store.close()
 
 
 async def test_a_file_that_is_no_database_fails_to_open_and_leaves_no_thread(
