@@ -449,3 +449,41 @@ async def test_a_consumer_that_fails_to_cancel_leaves_the_connection_closed_all_
             await bus.close()
         assert second.channel is None  # the other consumer was cancelled all the same
         await eventually(lambda: _no_connection_named(name), timeout=20)
+
+
+async def test_a_handler_still_running_when_the_bus_closes_is_cancelled_within_close() -> None:
+    """A delivery in the middle of its handler, as one asleep in the early-event wait: close()
+    cancels it before it returns, so nothing the handler would do next can meet the parts a
+    worker closes after the bus (the store last), and the unacked delivery comes back."""
+    bus = await connect_rabbitmq()
+    prefix = bus.queue_prefix
+    await bus.declare_queue("q.slow", ["k"])
+    began, outcome = asyncio.Event(), []
+
+    async def slow(delivery: Delivery) -> None:
+        began.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            outcome.append("cancelled")
+            raise
+        outcome.append("went on")
+
+    await bus.consume("q.slow", slow)
+    await bus.publish(message("k", "m-slow"))
+    await asyncio.wait_for(began.wait(), 10)
+    await bus.close()
+    assert outcome == ["cancelled"]
+    again: list[str] = []
+
+    async def take(delivery: Delivery) -> None:
+        again.append(delivery.message.message_id)
+
+    successor = await connect_rabbitmq(queue_prefix=prefix)
+    try:
+        await successor.declare_queue("q.slow", ["k"])
+        await successor.consume("q.slow", take)
+        await eventually(lambda: again == ["m-slow"], timeout=10)
+    finally:
+        await dispose(successor)
+    assert outcome == ["cancelled"], "the first handler never went on"
