@@ -254,7 +254,12 @@ class GroupWriter:
 
     async def _serve(self, slot: _Slot) -> bool:
         """One caller's body inside its savepoint; False when it raised and was rolled back."""
-        await self.db.execute("SAVEPOINT member")
+        try:
+            await self.db.execute("SAVEPOINT member")
+        except BaseException as exc:
+            if not slot.turn.done():  # off the queue and not yet in the batch: only we can tell it
+                slot.turn.set_exception(_failure(exc))
+            raise
         if slot.turn.done():  # its caller was cancelled while the savepoint opened: it has gone
             await self.db.execute("RELEASE member")
             return False

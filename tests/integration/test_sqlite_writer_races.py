@@ -1,4 +1,4 @@
-"""The group writer when a caller is cancelled while the writer is opening its turn.
+"""The group writer when a caller is cancelled, or its SAVEPOINT fails, while the writer opens its turn.
 
 A caller that is cancelled before its turn takes its slot back (`turn.cancel()`), and the writer
 skips it. The writer used to look for that only when it took the slot off the queue, not after the
@@ -108,3 +108,42 @@ async def test_a_caller_cancelled_during_a_begin_that_fails_leaves_the_writer_se
         await gone
     await _mark(writer, "after")  # the writer still serves
     assert await _marks(impatient_store) == ["after"]
+
+
+async def test_a_savepoint_that_fails_tells_its_caller_and_the_group_before_it(
+    sqlite_store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second caller of a group is off the queue when its SAVEPOINT fails (an I/O error, a
+    connection lost): it is in no list the batch's failure reaches, and used to wait for its turn
+    for ever. Both callers hear the store is unavailable, and the writer serves the next group."""
+    writer = sqlite_store._writer
+    await _table(writer)
+    real = writer.db.execute
+    savepoints = 0
+
+    def execute(sql: str, *args: object) -> object:
+        nonlocal savepoints
+        if sql == "SAVEPOINT member":
+            savepoints += 1
+            if savepoints == 2:
+                raise sqlite3.OperationalError("disk I/O error")
+        return real(sql, *args)
+
+    monkeypatch.setattr(writer.db, "execute", execute)
+    hold = asyncio.Event()
+    first = asyncio.create_task(_mark(writer, "first", hold))
+    second = asyncio.create_task(_mark(writer, "second"))
+    async with asyncio.timeout(10):
+        while len(writer._queue) != 1:  # the group is open and serves `first`; `second` waits
+            await asyncio.sleep(0.001)
+    hold.set()
+    done, _ = await asyncio.wait([first, second], timeout=5)
+    for task in (first, second):
+        if task not in done:
+            task.cancel()
+            pytest.fail("a caller of the failed group was never told")
+        with pytest.raises(StoreUnavailableError):
+            task.result()
+    monkeypatch.setattr(writer.db, "execute", real)
+    await _mark(writer, "after")
+    assert await _marks(sqlite_store) == ["after"]
