@@ -86,7 +86,8 @@ class FacilityEvent:
 class OutboxLease:
     """Outbox rows written already leased to the worker that publishes them itself right after
     the commit (the direct path): other relays skip them until `until`, that worker's restart
-    takes them back at once."""
+    takes them back at once. Taken only when no earlier message of the registration is still
+    unsent (see `Committed`)."""
 
     worker: str
     until: datetime
@@ -109,6 +110,20 @@ class Commit:
     outbox: Sequence[OutboxMessage] = field(default_factory=tuple)
     facility_events: Sequence[FacilityEvent] = field(default_factory=tuple)
     lease: OutboxLease | None = None
+
+
+@dataclass(frozen=True)
+class Committed:
+    """What a commit came to: the registration's new version, and whether its outbox rows were
+    written under the commit's lease, for the committing worker to publish itself.
+
+    A registration's messages leave in commit order. So the lease is taken only when none of the
+    registration's earlier messages is still unsent (leased to another worker, held back after a
+    refusal, left by a worker that stopped); otherwise the rows are written free, behind those,
+    and the sweep publishes them once the earlier ones are sent."""
+
+    version: int
+    leased: bool = False
 
 
 QuarantineKind = Literal["registration", "history", "outbox", "feed", "delivery", "webhook", "dead_letter"]
@@ -205,8 +220,8 @@ class Store(Protocol):
         event id was processed already (its registration not decoded)."""
         ...
 
-    async def commit(self, commit: Commit) -> int:
-        """Write the commit atomically and return the new version.
+    async def commit(self, commit: Commit) -> Committed:
+        """Write the commit atomically; the new version, and whether the lease was taken.
 
         Raises DuplicateEventError when the event id was processed already and
         VersionConflictError when the registration is not at `expected_version`.
@@ -226,7 +241,8 @@ class Store(Protocol):
     async def claim_outbox(
         self, worker: str, now: datetime, lease_seconds: float, limit: int
     ) -> list[OutboxMessage]:
-        """Unsent messages, oldest first, leased to `worker` so other relays skip them."""
+        """Unsent messages, oldest first, leased to `worker` so other relays skip them; none of a
+        registration whose earlier unsent message another worker's lease or a deferral holds."""
         ...
 
     async def mark_sent(self, message_ids: Sequence[str], now: datetime) -> None: ...

@@ -5,6 +5,14 @@ Two paths. The direct one: the worker that committed hands the commit's messages
 claim needed. The sweep: every `idle_seconds` (and after a restart) the outbox is claimed for
 whatever the direct path did not finish — another worker's crash, a refused publish, a stop.
 
+A registration's messages leave in commit order, whichever worker committed them. A commit takes
+the direct path only when none of its registration's earlier messages is still unsent (the store
+decides in the commit's transaction, `Committed.leased`); otherwise its rows are written free and
+the sweep claims none of a registration behind an earlier message another worker holds or a
+deferral holds back. When the direct path cannot finish a registration's chain (a refusal, the bus
+down), the rest of that registration's handed-over messages leave the direct path for the sweep,
+which keeps them behind the one that did not go.
+
 A batch has its publisher confirms in flight together, across registrations; within one
 registration messages go one after another in commit order, each only after the one before was
 confirmed. The confirmed are marked sent in one transaction. Destinations are isolated: a message
@@ -69,7 +77,6 @@ class OutboxRelay:
         self._in_a_row = failures_in_a_row
         self._in_flight = in_flight  # registrations whose confirms are awaited at once
         self._fresh: deque[OutboxMessage] = deque()  # handed over by this worker's commits
-        self._deferred: dict[str, float] = {}  # registration → until (loop time) its messages wait
 
     def lease(self) -> OutboxLease:
         """How this worker's commits write their messages: leased to it, for the direct path."""
@@ -86,16 +93,17 @@ class OutboxRelay:
         return await self._publish([m for m in claimed if m.registration_id not in in_hand])
 
     async def relay_direct(self) -> int:
-        """Publish what this worker's commits handed over; a registration with deferred messages
-        waits for the sweep, which keeps its order."""
-        now = asyncio.get_running_loop().time()
-        self._deferred = {r: until for r, until in self._deferred.items() if until > now}
+        """Publish what this worker's commits handed over, a batch at a time."""
         taken: list[OutboxMessage] = []
         while self._fresh and len(taken) < self._batch:
-            message = self._fresh.popleft()
-            if message.registration_id not in self._deferred:
-                taken.append(message)
+            taken.append(self._fresh.popleft())
         return await self._publish(taken)
+
+    def _to_the_sweep(self, registration_id: str) -> None:
+        """The registration's handed-over messages not yet taken stay leased to this worker, off
+        the direct path: the sweep claims them in order, behind the message that did not go."""
+        if any(m.registration_id == registration_id for m in self._fresh):
+            self._fresh = deque(m for m in self._fresh if m.registration_id != registration_id)
 
     async def _publish(self, messages: Sequence[OutboxMessage]) -> int:
         """Confirms in flight across registrations, one at a time within one; then the bookkeeping."""
@@ -122,14 +130,13 @@ class OutboxRelay:
         async with gate:
             for i, message in enumerate(chain):
                 if batch.stopped:
+                    self._to_the_sweep(message.registration_id)
                     return  # the bus, not a destination: the rest stays leased, in order
                 try:
                     await self._bus.publish(_to_bus(message))
                 except RetryableError as exc:
                     batch.held += [m.message_id for m in chain[i:]]
-                    self._deferred[message.registration_id] = (
-                        asyncio.get_running_loop().time() + self._retry.total_seconds()
-                    )
+                    self._to_the_sweep(message.registration_id)
                     batch.streak += 1
                     batch.stopped = batch.streak >= self._in_a_row
                     _log_refused(message, exc, size)

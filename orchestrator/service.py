@@ -181,14 +181,14 @@ class Orchestrator:
             if direct is not None:
                 commit = replace(commit, lease=direct.lease())
             try:
-                await self._store.commit(commit)
+                committed = await self._store.commit(commit)
             except DuplicateEventError:
                 return self._duplicate(bound, event)
             except VersionConflictError:
                 bound.info("event.version_conflict", retry=conflicts + 1)
                 await asyncio.sleep(self._conflict_wait(conflicts))
                 continue
-            if direct is not None:
+            if direct is not None and committed.leased:  # else they wait behind earlier ones, for the sweep
                 direct.hand_over(commit.outbox)
             self.committed.set()
             if commit.facility_events:

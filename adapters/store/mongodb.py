@@ -40,7 +40,7 @@ from orchestrator.errors import (
     exception_kind,
 )
 from orchestrator.model import State
-from orchestrator.ports import Commit, HistoryEntry, OutboxMessage, StoredRegistration
+from orchestrator.ports import Commit, Committed, HistoryEntry, OutboxMessage, StoredRegistration
 from orchestrator.versions import REGISTRATION_VERSION
 
 Doc = dict[str, Any]
@@ -109,8 +109,8 @@ class MongoStore(MongoOutbound, MongoOperations, MongoListing, MongoInsights):
         except PyMongoError as exc:
             raise StoreUnavailableError(f"MongoDB read failed: {exception_kind(exc)}") from exc
 
-    async def commit(self, commit: Commit) -> int:
-        async def write(session: AsyncClientSession) -> int:
+    async def commit(self, commit: Commit) -> Committed:
+        async def write(session: AsyncClientSession) -> Committed:
             try:
                 await self._db.processed_events.insert_one(
                     {
@@ -123,11 +123,11 @@ class MongoStore(MongoOutbound, MongoOperations, MongoListing, MongoInsights):
             except DuplicateKeyError as exc:
                 raise DuplicateEventError(f"event {commit.event_id} was processed already") from exc
             version, seq = await self._write_registration(commit, session)
-            await self._append(
+            leased = await self._append(
                 commit, seq, await self._next(f"history:{commit.registration_id}", session), session
             )
             await self._write_facility_events(commit, session)
-            return version
+            return Committed(version, leased)
 
         try:
             async with self._client.start_session() as session:
@@ -187,8 +187,9 @@ class MongoStore(MongoOutbound, MongoOperations, MongoListing, MongoInsights):
             raise VersionConflictError(f"registration {reg.id} is not at version {expected}")
         return int(updated["version"]), int(updated["outbox_seq"]) - emitted
 
-    async def _append(self, commit: Commit, seq: int, position: int, session: AsyncClientSession) -> None:
-        """The history entry at `position` in its registration's commit order."""
+    async def _append(self, commit: Commit, seq: int, position: int, session: AsyncClientSession) -> bool:
+        """The history entry at `position` in its registration's commit order, and the outbox
+        rows; True when they took the commit's lease."""
         h = commit.history
         await self._db.history.insert_one(
             {
@@ -208,11 +209,17 @@ class MongoStore(MongoOutbound, MongoOperations, MongoListing, MongoInsights):
             },
             session=session,
         )
-        if commit.outbox:
-            await self._insert_outbox(commit, seq, session)
+        if not commit.outbox:
+            return False
+        return await self._insert_outbox(commit, seq, session)
 
-    async def _insert_outbox(self, commit: Commit, seq: int, session: AsyncClientSession) -> None:
+    async def _insert_outbox(self, commit: Commit, seq: int, session: AsyncClientSession) -> bool:
         lease = commit.lease
+        registrations = list(dict.fromkeys(m.registration_id for m in commit.outbox))
+        if lease is not None and await self._db.outbox.find_one(
+            {"registration_id": {"$in": registrations}, "sent_at": None}, {"_id": 1}, session=session
+        ):
+            lease = None  # an earlier message still unsent: these wait behind it, for the sweep
         try:
             await self._db.outbox.insert_many(
                 [
@@ -235,6 +242,7 @@ class MongoStore(MongoOutbound, MongoOperations, MongoListing, MongoInsights):
             if is_duplicate(exc):  # derived ids collided: a bug, never to be retried
                 raise PermanentError("an outbox message id exists already", code="outbox_collision") from exc
             raise
+        return lease is not None
 
     async def history(self, registration_id: str) -> list[HistoryEntry]:
         """In commit order (`seq`); entries written before it existed have none and come first."""
@@ -291,7 +299,7 @@ class MongoStore(MongoOutbound, MongoOperations, MongoListing, MongoInsights):
         until = now + timedelta(seconds=lease_seconds)
         order = [("created_at", ASCENDING), ("idx", ASCENDING)]
         try:
-            held = {"registration_id": {"$nin": await self._deferred_registrations(now)}}
+            held = {"registration_id": {"$nin": await self._blocked_registrations(now, worker)}}
             docs = (
                 await self._db.outbox.find(
                     {"sent_at": None, "claimed_by": worker, "claimed_until": {"$gte": now}, **held}
@@ -316,7 +324,7 @@ class MongoStore(MongoOutbound, MongoOperations, MongoListing, MongoInsights):
                 docs.append(doc)
         except PyMongoError as exc:
             raise StoreUnavailableError(f"MongoDB outbox claim failed: {exception_kind(exc)}") from exc
-        docs.sort(key=lambda d: (d["created_at"], d["idx"]))
+        docs.sort(key=lambda d: (d["registration_id"], d["idx"]))  # per registration: commit order
         claimed = []
         for d in docs:
             try:

@@ -330,10 +330,14 @@ class MongoOutbound(MongoWebhooks):
         except PyMongoError as exc:
             raise StoreUnavailableError(f"MongoDB read failed: {exception_kind(exc)}") from exc
 
-    async def _deferred_registrations(self, now: datetime) -> list[str]:
-        """Registrations with an outbox message held back after a refused publish."""
+    async def _blocked_registrations(self, now: datetime, worker: str) -> list[str]:
+        """Registrations with an unsent outbox message that `worker` may not claim now: held back
+        after a refused publish, or leased to another worker. Their later messages wait behind it
+        (a commit takes its lease only when nothing of its registration is unsent, so a message
+        another worker holds is the registration's earliest)."""
         found = await self._db.outbox.distinct(
-            "registration_id", {"sent_at": None, "claimed_by": "", "claimed_until": {"$gte": now}}
+            "registration_id",
+            {"sent_at": None, "claimed_by": {"$ne": worker}, "claimed_until": {"$gte": now}},
         )
         return [str(r) for r in found]
 

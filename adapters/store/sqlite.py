@@ -45,7 +45,7 @@ from orchestrator.errors import (
     exception_kind,
 )
 from orchestrator.model import State
-from orchestrator.ports import Commit, HistoryEntry, OutboxMessage, StoredRegistration
+from orchestrator.ports import Commit, Committed, HistoryEntry, OutboxMessage, StoredRegistration
 from orchestrator.tasks import close_all
 from orchestrator.versions import REGISTRATION_VERSION
 
@@ -65,6 +65,16 @@ _LOAD_FOR_EVENT = (
 )
 """Those rows and whether the event was processed (kind 2): that first, the row last."""
 _PROCESSED = 2
+
+
+def _unsent(db: sqlite3.Connection, messages: Sequence[OutboxMessage]) -> bool:
+    """Whether a registration of these messages still has an earlier message unsent."""
+    return any(
+        db.execute(
+            "SELECT 1 FROM outbox WHERE registration_id = ? AND sent_at IS NULL LIMIT 1", (registration_id,)
+        ).fetchone()
+        for registration_id in dict.fromkeys(m.registration_id for m in messages)
+    )
 
 
 def _inline_reader(path: Path) -> sqlite3.Connection | None:
@@ -205,10 +215,10 @@ class SqliteStore(SqliteOutbound, SqliteOperations, SqliteListing, SqliteInsight
         rows = await self._point("SELECT 1 FROM processed_events WHERE event_id = ?", (event_id,))
         return bool(rows)
 
-    async def commit(self, commit: Commit) -> int:
+    async def commit(self, commit: Commit) -> Committed:
         return await self._writer.run(functools.partial(self._commit_in, commit=commit))
 
-    def _commit_in(self, db: sqlite3.Connection, commit: Commit) -> int:
+    def _commit_in(self, db: sqlite3.Connection, commit: Commit) -> Committed:
         """The whole commit on the writer's thread: one hand-off instead of one per statement."""
         try:
             db.execute(
@@ -218,9 +228,9 @@ class SqliteStore(SqliteOutbound, SqliteOperations, SqliteListing, SqliteInsight
         except sqlite3.IntegrityError as exc:
             raise DuplicateEventError(f"event {commit.event_id} was processed already") from exc
         version = self._write_registration(db, commit)
-        self._append(db, commit)
+        leased = self._append(db, commit)
         self._write_facility_events(db, commit)
-        return version
+        return Committed(version, leased)
 
     def _write_registration(self, db: sqlite3.Connection, commit: Commit) -> int:
         expected = commit.expected_version
@@ -264,7 +274,8 @@ class SqliteStore(SqliteOutbound, SqliteOperations, SqliteListing, SqliteInsight
             raise VersionConflictError(f"registration {reg.id} is not at version {expected}")
         return expected + 1
 
-    def _append(self, db: sqlite3.Connection, commit: Commit) -> None:
+    def _append(self, db: sqlite3.Connection, commit: Commit) -> bool:
+        """The history entry and the outbox rows; True when the rows took the commit's lease."""
         h = commit.history
         db.execute(
             "INSERT INTO history (registration_id, event_id, event_type, source, occurred_at, recorded_at,"
@@ -285,7 +296,7 @@ class SqliteStore(SqliteOutbound, SqliteOperations, SqliteListing, SqliteInsight
                 self._sealer.seal(h.event, f"history:{h.event_id}"),
             ),
         )
-        lease = commit.lease
+        lease = commit.lease if commit.lease and commit.outbox and not _unsent(db, commit.outbox) else None
         try:
             db.executemany(
                 "INSERT INTO outbox (message_id, routing_key, registration_id, body, created_at,"
@@ -305,6 +316,7 @@ class SqliteStore(SqliteOutbound, SqliteOperations, SqliteListing, SqliteInsight
             )
         except sqlite3.IntegrityError as exc:  # derived ids collided: a bug, never to be retried
             raise PermanentError("an outbox message id exists already", code="outbox_collision") from exc
+        return lease is not None
 
     async def history(self, registration_id: str) -> list[HistoryEntry]:
         rows = await self._fetch(
@@ -356,10 +368,10 @@ class SqliteStore(SqliteOutbound, SqliteOperations, SqliteListing, SqliteInsight
                 "SELECT seq, message_id, routing_key, registration_id, body, created_at FROM outbox"
                 " WHERE sent_at IS NULL AND (claimed_until IS NULL OR claimed_until < ? OR claimed_by = ?)"
                 " AND NOT EXISTS (SELECT 1 FROM outbox AS held WHERE held.registration_id ="
-                " outbox.registration_id AND held.sent_at IS NULL AND held.claimed_by = ''"
+                " outbox.registration_id AND held.sent_at IS NULL AND held.claimed_by != ?"
                 " AND held.claimed_until >= ? AND held.seq < outbox.seq)"
                 " ORDER BY seq LIMIT ?",
-                (stamp(now), worker, stamp(now), limit),
+                (stamp(now), worker, worker, stamp(now), limit),
             ).fetchall()
             db.executemany(
                 "UPDATE outbox SET claimed_by = ?, claimed_until = ? WHERE seq = ?",

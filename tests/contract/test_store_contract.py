@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -12,7 +13,7 @@ from orchestrator.errors import (
     VersionConflictError,
 )
 from orchestrator.model import Registration, State
-from orchestrator.ports import Commit, HistoryEntry, OutboxMessage, Store
+from orchestrator.ports import Commit, HistoryEntry, OutboxLease, OutboxMessage, Store
 from schemas.payloads import ApplicantInfo
 from tests import factory
 
@@ -79,7 +80,7 @@ def commit(
 
 
 async def test_a_new_registration_is_saved_at_version_1_and_loads_back(store: Store) -> None:
-    version = await store.commit(commit("e1", registration(), 0))
+    version = (await store.commit(commit("e1", registration(), 0))).version
     loaded = await store.load("reg-00000001")
     assert version == 1
     assert loaded is not None
@@ -90,7 +91,7 @@ async def test_a_new_registration_is_saved_at_version_1_and_loads_back(store: St
 
 async def test_each_commit_bumps_the_version_and_a_stale_one_conflicts(store: Store) -> None:
     await store.commit(commit("e1", registration(), 0))
-    assert await store.commit(commit("e2", registration(state=State.CARD_READ), 1)) == 2
+    assert (await store.commit(commit("e2", registration(state=State.CARD_READ), 1))).version == 2
     with pytest.raises(VersionConflictError):
         await store.commit(commit("e3", registration(state=State.CONFIRMED), 1))
     loaded = await store.load("reg-00000001")
@@ -139,7 +140,7 @@ async def test_loading_for_an_event_says_in_one_read_whether_it_was_processed(st
 
 async def test_a_refusal_records_history_without_touching_the_registration(store: Store) -> None:
     await store.commit(commit("e1", registration(), 0))
-    version = await store.commit(commit("e2", None, 1, outcome="rejected", outbox=("rej",)))
+    version = (await store.commit(commit("e2", None, 1, outcome="rejected", outbox=("rej",)))).version
     loaded = await store.load("reg-00000001")
     assert version == 1
     assert loaded is not None
@@ -189,18 +190,45 @@ async def test_due_lists_open_registrations_whose_deadline_passed(store: Store) 
 async def test_the_outbox_is_leased_in_order_and_marked_sent(store: Store) -> None:
     await store.commit(commit("e1", registration(), 0, outbox=("m1", "m2")))
     await store.commit(commit("e2", registration(state=State.CARD_READ), 1, outbox=("m3",), at_offset=1))
-    assert await store.outbox_backlog() == 3
+    other_registration = registration("reg-other-01")
+    await store.commit(commit("e3", other_registration, 0, rid="reg-other-01", outbox=("o1",), at_offset=2))
+    assert await store.outbox_backlog() == 4
     first = await store.claim_outbox("w1", NOW, 30, 2)
     assert [m.message_id for m in first] == ["m1", "m2"]
     assert first[0].body == outbox_body("m1")
     other = await store.claim_outbox("w2", NOW, 30, 10)
-    assert [m.message_id for m in other] == ["m3"], "w1's lease keeps w2 off m1 and m2"
+    assert [m.message_id for m in other] == ["o1"], "w1's lease keeps w2 off m1, m2 and m3 behind them"
     again = await store.claim_outbox("w1", NOW, 30, 10)
-    assert [m.message_id for m in again] == ["m1", "m2"], "a worker sees its own leases again"
-    await store.mark_sent(["m1"], NOW)
+    assert [m.message_id for m in again] == ["m1", "m2", "m3"], "a worker sees its own leases again"
+    await store.mark_sent(["m1", "o1"], NOW)
     assert await store.outbox_backlog() == 2
     after_lease = await store.claim_outbox("w2", NOW + timedelta(seconds=31), 30, 10)
     assert [m.message_id for m in after_lease] == ["m2", "m3"], "an expired lease is free again"
+
+
+async def test_a_commit_takes_its_lease_only_when_nothing_of_its_registration_is_unsent(store: Store) -> None:
+    """The direct path may publish a commit's messages only if nothing earlier of the registration
+    waits: a message another worker holds, one held back after a refusal, one a stopped worker left.
+    Otherwise the rows are written free, and no relay claims them before the earlier one is sent."""
+    lease_a = OutboxLease("wa", NOW + timedelta(seconds=30))
+    lease_b = OutboxLease("wb", NOW + timedelta(seconds=30))
+    first = await store.commit(replace(commit("e1", registration(), 0, outbox=("m1",)), lease=lease_a))
+    assert first.leased, "nothing earlier: the committing worker publishes m1 itself"
+    second = commit("e2", registration(state=State.CARD_READ), 1, outbox=("m2",), at_offset=1)
+    later = await store.commit(replace(second, lease=lease_b))
+    assert (later.version, later.leased) == (2, False), "m1 is unsent: m2 waits behind it"
+    assert await store.claim_outbox("wb", NOW, 30, 10) == [], "m2 is not claimed while wa holds m1"
+    assert [m.message_id for m in await store.claim_outbox("wa", NOW, 30, 10)] == ["m1", "m2"]
+    await store.defer_outbox(["m1"], NOW + timedelta(seconds=5))  # its publish was refused
+    assert await store.claim_outbox("wa", NOW + timedelta(seconds=1), 30, 10) == []
+    assert await store.claim_outbox("wb", NOW + timedelta(seconds=1), 30, 10) == []
+    claimed = await store.claim_outbox("wa", NOW + timedelta(seconds=6), 30, 10)
+    assert [m.message_id for m in claimed] == ["m1", "m2"], "once the hold passes, in order"
+    await store.mark_sent(["m1", "m2"], NOW + timedelta(seconds=6))
+    third = commit("e3", registration(state=State.CONFIRMED), 2, outbox=("m3",), at_offset=7)
+    assert (await store.commit(replace(third, lease=lease_a))).leased, "all sent: direct again"
+    refusal = commit("e4", None, 3, outcome="rejected", outbox=("m4",), at_offset=8)
+    assert not (await store.commit(refusal)).leased, "no lease asked, none taken"
 
 
 async def test_purge_forgets_ended_registrations_but_not_activated_ones(store: Store) -> None:
