@@ -324,7 +324,7 @@ class MongoStore(MongoOutbound, MongoOperations, MongoListing, MongoInsights):
                 docs.append(doc)
         except PyMongoError as exc:
             raise StoreUnavailableError(f"MongoDB outbox claim failed: {exception_kind(exc)}") from exc
-        docs.sort(key=lambda d: (d["registration_id"], d["idx"]))  # per registration: commit order
+        docs.sort(key=lambda d: (d["created_at"], d["idx"]))
         claimed = []
         for d in docs:
             try:
