@@ -117,13 +117,15 @@ class Committed:
     """What a commit came to: the registration's new version, and whether its outbox rows were
     written under the commit's lease, for the committing worker to publish itself.
 
-    A registration's messages leave in commit order. So the lease is taken only when none of the
-    registration's earlier messages is still unsent (leased to another worker, held back after a
-    refusal, left by a worker that stopped); otherwise the rows are written free, behind those,
-    and the sweep publishes them once the earlier ones are sent."""
+    A registration's messages leave in commit order. So the lease is taken only when every earlier
+    message of the registration still unsent is leased to the same worker (its lease running):
+    `behind` names those, oldest first (none, usually), and the worker's relay may take the new
+    ones only while it holds all of them itself. When one is free, held back after a refusal or
+    another worker's, the rows are written free, behind it, and a sweep publishes them in order."""
 
     version: int
     leased: bool = False
+    behind: tuple[str, ...] = ()
 
 
 QuarantineKind = Literal["registration", "history", "outbox", "feed", "delivery", "webhook", "dead_letter"]
@@ -243,6 +245,11 @@ class Store(Protocol):
     ) -> list[OutboxMessage]:
         """Unsent messages, oldest first, leased to `worker` so other relays skip them; none of a
         registration whose earlier unsent message another worker's lease or a deferral holds."""
+        ...
+
+    async def release_outbox(self, worker: str) -> int:
+        """Give up `worker`'s leases on unsent messages (its relay stopped), so that any relay may
+        claim them at once instead of after the lease; how many."""
         ...
 
     async def mark_sent(self, message_ids: Sequence[str], now: datetime) -> None: ...

@@ -6,12 +6,14 @@ claim needed. The sweep: every `idle_seconds` (and after a restart) the outbox i
 whatever the direct path did not finish — another worker's crash, a refused publish, a stop.
 
 A registration's messages leave in commit order, whichever worker committed them. A commit takes
-the direct path only when none of its registration's earlier messages is still unsent (the store
-decides in the commit's transaction, `Committed.leased`); otherwise its rows are written free and
-the sweep claims none of a registration behind an earlier message another worker holds or a
-deferral holds back. When the direct path cannot finish a registration's chain (a refusal, the bus
-down), the rest of that registration's handed-over messages leave the direct path for the sweep,
-which keeps them behind the one that did not go.
+the direct path only when every earlier message of its registration still unsent is on this same
+direct path (the store says which are unsent and whether all are leased to this worker, in the
+commit's own transaction: `Committed`); otherwise its rows wait for a sweep, which claims none of
+a registration behind an earlier message another worker holds or a deferral holds back. When the
+direct path cannot finish a registration's chain (a refusal, the bus down), the rest of that
+registration's messages leave the direct path for the sweep, which keeps them behind the one that
+did not go. At a stop the worker gives its leases back, so that another worker need not wait for
+them to run out.
 
 A batch has its publisher confirms in flight together, across registrations; within one
 registration messages go one after another in commit order, each only after the one before was
@@ -77,14 +79,34 @@ class OutboxRelay:
         self._in_a_row = failures_in_a_row
         self._in_flight = in_flight  # registrations whose confirms are awaited at once
         self._fresh: deque[OutboxMessage] = deque()  # handed over by this worker's commits
+        self._piped: dict[str, str] = {}  # on the direct path, not yet marked sent: id → registration
+        self._sweep_soon = False  # a commit's messages wait for the sweep: do not wait for `idle`
 
     def lease(self) -> OutboxLease:
         """How this worker's commits write their messages: leased to it, for the direct path."""
         return OutboxLease(self._worker, self._clock.now() + timedelta(seconds=self._lease))
 
-    def hand_over(self, messages: Sequence[OutboxMessage]) -> None:
-        """A commit's messages, in commit order, for the next direct batch."""
+    def hand_over(self, messages: Sequence[OutboxMessage], behind: Sequence[str] = ()) -> bool:
+        """A commit's messages, in commit order, for the next direct batch, if every message of
+        their registration still unsent ahead of them (`behind`) is on this direct path too; else
+        they stay leased to this worker and go with its next sweep, which comes at once."""
+        if any(message_id not in self._piped for message_id in behind):
+            self._sweep_soon = True
+            return False
         self._fresh.extend(messages)
+        self._piped.update((m.message_id, m.registration_id) for m in messages)
+        return True
+
+    async def release(self) -> None:
+        """Give this worker's leases back (its relay has stopped): another worker's sweep takes
+        what it left at once. A store that cannot be reached leaves them to run out."""
+        try:
+            released = await self._store.release_outbox(self._worker)
+        except Exception as exc:  # a lost or closed store: the stop goes on
+            log.warning("outbox.release_failed", reason=failure_reason(exc))
+            return
+        if released:
+            log.info("outbox.released", messages=released)
 
     async def relay_once(self) -> int:
         """Claim one batch and publish it in order per registration; return how many the bus took."""
@@ -100,10 +122,12 @@ class OutboxRelay:
         return await self._publish(taken)
 
     def _to_the_sweep(self, registration_id: str) -> None:
-        """The registration's handed-over messages not yet taken stay leased to this worker, off
-        the direct path: the sweep claims them in order, behind the message that did not go."""
+        """The registration's messages leave the direct path (those not yet taken stay leased to
+        this worker): the sweep claims them in order, behind the message that did not go, and a
+        later commit of the registration no longer joins them here."""
         if any(m.registration_id == registration_id for m in self._fresh):
             self._fresh = deque(m for m in self._fresh if m.registration_id != registration_id)
+        self._piped = {m: r for m, r in self._piped.items() if r != registration_id}
 
     async def _publish(self, messages: Sequence[OutboxMessage]) -> int:
         """Confirms in flight across registrations, one at a time within one; then the bookkeeping."""
@@ -117,10 +141,14 @@ class OutboxRelay:
                 *(self._chain(chain, batch, gate, len(messages)) for chain in chains.values())
             )
         finally:
-            if batch.sent:
-                await _finish(self._store.mark_sent(batch.sent, self._clock.now()))
-            if batch.held:
-                await _finish(self._store.defer_outbox(batch.held, self._clock.now() + self._retry))
+            try:
+                if batch.sent:
+                    await _finish(self._store.mark_sent(batch.sent, self._clock.now()))
+                if batch.held:
+                    await _finish(self._store.defer_outbox(batch.held, self._clock.now() + self._retry))
+            finally:  # marked sent (a commit now finds nothing ahead) or the sweep's to retry
+                for message in messages:
+                    self._piped.pop(message.message_id, None)
         return len(batch.sent)
 
     async def _chain(
@@ -154,17 +182,18 @@ class OutboxRelay:
             try:
                 if self._fresh:
                     sent = await self.relay_direct()
-                if loop.time() - swept >= self._idle:
+                if self._sweep_soon or loop.time() - swept >= self._idle:
+                    self._sweep_soon = False
                     swept = loop.time()
                     if swept_now := await self.relay_once():
                         sent, swept = sent + swept_now, -self._idle  # a backlog: sweep on
             except RetryableError as exc:
                 log.warning("outbox.relay_failed", code=exc.code, reason=failure_reason(exc))
                 sent = 0
-            if sent or self._fresh:
+            if sent or self._fresh or self._sweep_soon:
                 continue
             wake.clear()
-            if self._fresh:
+            if self._fresh or self._sweep_soon:
                 continue
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(max(0.0, self._idle - (loop.time() - swept))):

@@ -79,7 +79,7 @@ class Runtime:
     async def stop(self) -> None:
         if not self._tasks:
             return
-        self.orchestrator.direct = None  # what it held stays leased to this worker: a restart retakes it
+        self.orchestrator.direct = None  # later commits write their messages free, for any relay
         for task in self._tasks:
             task.cancel()
         results = await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -87,6 +87,7 @@ class Runtime:
             if isinstance(result, Exception):
                 log.error("worker.task_failed", task=task.get_name(), error=failure_reason(result))
         self._tasks = []
+        await self.relay.release()  # what it held and did not send: another worker takes it now
         log.info("worker.stopped")
 
     async def wait(self, stop: asyncio.Event) -> None:

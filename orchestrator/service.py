@@ -62,7 +62,7 @@ class DirectPath(Protocol):
 
     def lease(self) -> OutboxLease: ...
 
-    def hand_over(self, messages: Sequence[OutboxMessage]) -> None: ...
+    def hand_over(self, messages: Sequence[OutboxMessage], behind: Sequence[str]) -> bool: ...
 
 
 @dataclass
@@ -188,8 +188,8 @@ class Orchestrator:
                 bound.info("event.version_conflict", retry=conflicts + 1)
                 await asyncio.sleep(self._conflict_wait(conflicts))
                 continue
-            if direct is not None and committed.leased:  # else they wait behind earlier ones, for the sweep
-                direct.hand_over(commit.outbox)
+            if direct is not None and committed.leased:  # else they wait behind earlier ones, for a sweep
+                direct.hand_over(commit.outbox, committed.behind)
             self.committed.set()
             if commit.facility_events:
                 self.facility_heard.notify()

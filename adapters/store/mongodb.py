@@ -46,6 +46,21 @@ from orchestrator.versions import REGISTRATION_VERSION
 Doc = dict[str, Any]
 
 
+def in_commit_order(docs: list[Doc]) -> list[Doc]:
+    """Oldest first (`created_at`, the committing worker's clock), except that each registration's
+    rows keep their commit order (`idx`) among the places they take: two workers' clocks may
+    disagree by more than the time between a registration's two commits."""
+    docs = sorted(docs, key=lambda d: (d["created_at"], d["idx"]))
+    places: dict[str, list[int]] = {}
+    for place, doc in enumerate(docs):
+        places.setdefault(doc["registration_id"], []).append(place)
+    ordered = list(docs)
+    for spots in places.values():
+        for spot, doc in zip(spots, sorted((docs[i] for i in spots), key=lambda d: d["idx"]), strict=True):
+            ordered[spot] = doc
+    return ordered
+
+
 def due_query(now: datetime) -> Doc:
     """Open registrations whose next deadline has passed: served by the partial index `registrations_due`."""
     return {"next_deadline_at": {"$type": "date", "$lte": now}}
@@ -123,11 +138,11 @@ class MongoStore(MongoOutbound, MongoOperations, MongoListing, MongoInsights):
             except DuplicateKeyError as exc:
                 raise DuplicateEventError(f"event {commit.event_id} was processed already") from exc
             version, seq = await self._write_registration(commit, session)
-            leased = await self._append(
+            ahead = await self._append(
                 commit, seq, await self._next(f"history:{commit.registration_id}", session), session
             )
             await self._write_facility_events(commit, session)
-            return Committed(version, leased)
+            return Committed(version, leased=ahead is not None, behind=ahead or ())
 
         try:
             async with self._client.start_session() as session:
@@ -187,9 +202,11 @@ class MongoStore(MongoOutbound, MongoOperations, MongoListing, MongoInsights):
             raise VersionConflictError(f"registration {reg.id} is not at version {expected}")
         return int(updated["version"]), int(updated["outbox_seq"]) - emitted
 
-    async def _append(self, commit: Commit, seq: int, position: int, session: AsyncClientSession) -> bool:
+    async def _append(
+        self, commit: Commit, seq: int, position: int, session: AsyncClientSession
+    ) -> tuple[str, ...] | None:
         """The history entry at `position` in its registration's commit order, and the outbox
-        rows; True when they took the commit's lease."""
+        rows; when they took the commit's lease, the messages unsent ahead of them, else None."""
         h = commit.history
         await self._db.history.insert_one(
             {
@@ -210,16 +227,38 @@ class MongoStore(MongoOutbound, MongoOperations, MongoListing, MongoInsights):
             session=session,
         )
         if not commit.outbox:
-            return False
+            return None
         return await self._insert_outbox(commit, seq, session)
 
-    async def _insert_outbox(self, commit: Commit, seq: int, session: AsyncClientSession) -> bool:
+    async def _ahead(self, commit: Commit, session: AsyncClientSession) -> tuple[str, ...] | None:
+        """The messages of the commit's registrations still unsent, oldest first, when each is
+        leased to the commit's worker and its lease runs; None when one is free, held back after a
+        refusal, or another worker's (as SQLite's `_ahead`)."""
         lease = commit.lease
+        if lease is None:
+            return None
         registrations = list(dict.fromkeys(m.registration_id for m in commit.outbox))
-        if lease is not None and await self._db.outbox.find_one(
-            {"registration_id": {"$in": registrations}, "sent_at": None}, {"_id": 1}, session=session
-        ):
-            lease = None  # an earlier message still unsent: these wait behind it, for the sweep
+        unsent: Doc = {"registration_id": {"$in": registrations}, "sent_at": None}
+        docs = (
+            await self._db.outbox.find(unsent, {"_id": 1}, session=session).sort("idx", ASCENDING).to_list()
+        )
+        if not docs:
+            return ()
+        now = commit.history.recorded_at
+        not_ours = [
+            {"claimed_by": {"$ne": lease.worker}},
+            {"claimed_until": None},
+            {"claimed_until": {"$lt": now}},
+        ]
+        if await self._db.outbox.find_one({**unsent, "$or": not_ours}, {"_id": 1}, session=session):
+            return None
+        return tuple(str(d["_id"]) for d in docs)
+
+    async def _insert_outbox(
+        self, commit: Commit, seq: int, session: AsyncClientSession
+    ) -> tuple[str, ...] | None:
+        ahead = await self._ahead(commit, session)
+        lease = commit.lease if ahead is not None else None  # else behind an earlier one, for a sweep
         try:
             await self._db.outbox.insert_many(
                 [
@@ -242,7 +281,7 @@ class MongoStore(MongoOutbound, MongoOperations, MongoListing, MongoInsights):
             if is_duplicate(exc):  # derived ids collided: a bug, never to be retried
                 raise PermanentError("an outbox message id exists already", code="outbox_collision") from exc
             raise
-        return lease is not None
+        return ahead
 
     async def history(self, registration_id: str) -> list[HistoryEntry]:
         """In commit order (`seq`); entries written before it existed have none and come first."""
@@ -291,11 +330,58 @@ class MongoStore(MongoOutbound, MongoOperations, MongoListing, MongoInsights):
         except PyMongoError as exc:
             raise StoreUnavailableError(f"MongoDB read failed: {exception_kind(exc)}") from exc
 
+    async def _unpreceded(self, docs: list[Doc], taken: set[str], worker: str) -> list[Doc]:
+        """The claimed rows that no unsent row of their registration outside the claim precedes.
+
+        The claim is not one transaction: another relay claiming at the same moment may take a
+        registration's first free row while this one takes the next. A row behind such a one is
+        not returned, and given back if this claim took it; what this worker held already stays
+        its own."""
+        kept: list[Doc] = []
+        back: list[str] = []
+        by_registration: dict[str, list[Doc]] = {}
+        for doc in docs:
+            by_registration.setdefault(doc["registration_id"], []).append(doc)
+        for registration_id, rows in by_registration.items():
+            ids = [row["_id"] for row in rows]
+            last = max(row["idx"] for row in rows)
+            gap = await self._db.outbox.find_one(
+                {
+                    "registration_id": registration_id,
+                    "sent_at": None,
+                    "idx": {"$lt": last},
+                    "_id": {"$nin": ids},
+                },
+                {"idx": 1},
+                sort=[("idx", ASCENDING)],
+            )
+            for row in rows:
+                if gap is None or row["idx"] < gap["idx"]:
+                    kept.append(row)
+                elif row["_id"] in taken:
+                    back.append(row["_id"])
+        if back:
+            await self._db.outbox.update_many(
+                {"_id": {"$in": back}, "claimed_by": worker, "sent_at": None},
+                {"$set": {"claimed_by": None, "claimed_until": None}},
+            )
+        return kept
+
+    async def release_outbox(self, worker: str) -> int:
+        try:
+            done = await self._db.outbox.update_many(
+                {"claimed_by": worker, "sent_at": None}, {"$set": {"claimed_by": None, "claimed_until": None}}
+            )
+        except PyMongoError as exc:
+            raise StoreUnavailableError(f"MongoDB write failed: {exception_kind(exc)}") from exc
+        return int(done.modified_count)
+
     async def claim_outbox(
         self, worker: str, now: datetime, lease_seconds: float, limit: int
     ) -> list[OutboxMessage]:
         """This worker's unexpired claims first, then free rows claimed one at a time, so two
-        relays never hold the same row."""
+        relays never hold the same row; of each registration only what nothing unsent outside the
+        claim precedes, in commit order (`idx`)."""
         until = now + timedelta(seconds=lease_seconds)
         order = [("created_at", ASCENDING), ("idx", ASCENDING)]
         try:
@@ -308,6 +394,7 @@ class MongoStore(MongoOutbound, MongoOperations, MongoListing, MongoInsights):
                 .limit(limit)
                 .to_list()
             )
+            taken: set[str] = set()  # claimed now (the rest were this worker's already)
             while len(docs) < limit:
                 doc = await self._db.outbox.find_one_and_update(
                     {
@@ -322,9 +409,11 @@ class MongoStore(MongoOutbound, MongoOperations, MongoListing, MongoInsights):
                 if doc is None:
                     break
                 docs.append(doc)
+                taken.add(doc["_id"])
+            docs = await self._unpreceded(docs, taken, worker)
         except PyMongoError as exc:
             raise StoreUnavailableError(f"MongoDB outbox claim failed: {exception_kind(exc)}") from exc
-        docs.sort(key=lambda d: (d["created_at"], d["idx"]))
+        docs = in_commit_order(docs)
         claimed = []
         for d in docs:
             try:

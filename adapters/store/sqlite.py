@@ -45,7 +45,7 @@ from orchestrator.errors import (
     exception_kind,
 )
 from orchestrator.model import State
-from orchestrator.ports import Commit, Committed, HistoryEntry, OutboxMessage, StoredRegistration
+from orchestrator.ports import Commit, Committed, HistoryEntry, OutboxLease, OutboxMessage, StoredRegistration
 from orchestrator.tasks import close_all
 from orchestrator.versions import REGISTRATION_VERSION
 
@@ -67,14 +67,23 @@ _LOAD_FOR_EVENT = (
 _PROCESSED = 2
 
 
-def _unsent(db: sqlite3.Connection, messages: Sequence[OutboxMessage]) -> bool:
-    """Whether a registration of these messages still has an earlier message unsent."""
-    return any(
-        db.execute(
-            "SELECT 1 FROM outbox WHERE registration_id = ? AND sent_at IS NULL LIMIT 1", (registration_id,)
-        ).fetchone()
-        for registration_id in dict.fromkeys(m.registration_id for m in messages)
-    )
+def _ahead(
+    db: sqlite3.Connection, messages: Sequence[OutboxMessage], lease: OutboxLease, now: datetime
+) -> tuple[str, ...] | None:
+    """The messages of these messages' registrations still unsent, oldest first, when each is
+    leased to the lease's worker and its lease runs (these may follow them on that worker's direct
+    path); None when one is free, held back after a refusal, or another worker's."""
+    ahead: list[str] = []
+    for registration_id in dict.fromkeys(m.registration_id for m in messages):
+        for message_id, claimed_by, until in db.execute(
+            "SELECT message_id, claimed_by, claimed_until FROM outbox"
+            " WHERE registration_id = ? AND sent_at IS NULL ORDER BY seq",
+            (registration_id,),
+        ):
+            if claimed_by != lease.worker or until is None or until < stamp(now):
+                return None
+            ahead.append(message_id)
+    return tuple(ahead)
 
 
 def _inline_reader(path: Path) -> sqlite3.Connection | None:
@@ -228,9 +237,9 @@ class SqliteStore(SqliteOutbound, SqliteOperations, SqliteListing, SqliteInsight
         except sqlite3.IntegrityError as exc:
             raise DuplicateEventError(f"event {commit.event_id} was processed already") from exc
         version = self._write_registration(db, commit)
-        leased = self._append(db, commit)
+        ahead = self._append(db, commit)
         self._write_facility_events(db, commit)
-        return Committed(version, leased)
+        return Committed(version, leased=ahead is not None, behind=ahead or ())
 
     def _write_registration(self, db: sqlite3.Connection, commit: Commit) -> int:
         expected = commit.expected_version
@@ -274,8 +283,9 @@ class SqliteStore(SqliteOutbound, SqliteOperations, SqliteListing, SqliteInsight
             raise VersionConflictError(f"registration {reg.id} is not at version {expected}")
         return expected + 1
 
-    def _append(self, db: sqlite3.Connection, commit: Commit) -> bool:
-        """The history entry and the outbox rows; True when the rows took the commit's lease."""
+    def _append(self, db: sqlite3.Connection, commit: Commit) -> tuple[str, ...] | None:
+        """The history entry and the outbox rows; when the rows took the commit's lease, the
+        registration's messages unsent ahead of them (`Committed.behind`), else None."""
         h = commit.history
         db.execute(
             "INSERT INTO history (registration_id, event_id, event_type, source, occurred_at, recorded_at,"
@@ -296,7 +306,10 @@ class SqliteStore(SqliteOutbound, SqliteOperations, SqliteListing, SqliteInsight
                 self._sealer.seal(h.event, f"history:{h.event_id}"),
             ),
         )
-        lease = commit.lease if commit.lease and commit.outbox and not _unsent(db, commit.outbox) else None
+        ahead = None
+        if commit.lease is not None and commit.outbox:
+            ahead = _ahead(db, commit.outbox, commit.lease, commit.history.recorded_at)
+        lease = commit.lease if ahead is not None else None
         try:
             db.executemany(
                 "INSERT INTO outbox (message_id, routing_key, registration_id, body, created_at,"
@@ -316,7 +329,7 @@ class SqliteStore(SqliteOutbound, SqliteOperations, SqliteListing, SqliteInsight
             )
         except sqlite3.IntegrityError as exc:  # derived ids collided: a bug, never to be retried
             raise PermanentError("an outbox message id exists already", code="outbox_collision") from exc
-        return lease is not None
+        return ahead
 
     async def history(self, registration_id: str) -> list[HistoryEntry]:
         rows = await self._fetch(
@@ -405,6 +418,17 @@ class SqliteStore(SqliteOutbound, SqliteOperations, SqliteListing, SqliteInsight
             lambda db: db.executemany(
                 "UPDATE outbox SET sent_at = ?, claimed_by = NULL, claimed_until = NULL WHERE message_id = ?",
                 rows,
+            )
+        )
+
+    async def release_outbox(self, worker: str) -> int:
+        return await self._writer.run(
+            lambda db: (
+                db.execute(
+                    "UPDATE outbox SET claimed_by = NULL, claimed_until = NULL"
+                    " WHERE claimed_by = ? AND sent_at IS NULL",
+                    (worker,),
+                ).rowcount
             )
         )
 

@@ -477,3 +477,19 @@ async def test_a_deferred_outbox_row_holds_back_its_registration_until_its_time(
     assert await store.outbox_backlog() == 4
     after = await store.claim_outbox("w1", NOW + timedelta(seconds=6), 30, 10)
     assert [m.message_id for m in after] == ["m1", "m2", "o1", "m3"]
+
+
+async def test_a_worker_gives_back_its_leases_and_only_its_own(store: Store) -> None:
+    await store.commit(commit("e1", registration(), 0, outbox=("m1", "m2")))
+    other = registration("reg-other-01")
+    await store.commit(commit("e2", other, 0, rid="reg-other-01", outbox=("o1",), at_offset=1))
+    third = registration("reg-third-01")
+    await store.commit(commit("e3", third, 0, rid="reg-third-01", outbox=("t1",), at_offset=2))
+    assert len(await store.claim_outbox("w1", NOW, 30, 2)) == 2  # m1, m2
+    assert [m.message_id for m in await store.claim_outbox("w2", NOW, 30, 1)] == ["o1"]
+    assert [m.message_id for m in await store.claim_outbox("w1", NOW, 30, 10)] == ["m1", "m2", "t1"]
+    await store.mark_sent(["m1"], NOW)
+    await store.defer_outbox(["t1"], NOW + timedelta(seconds=5))  # held back: nobody's lease
+    assert await store.release_outbox("w1") == 1, "m2 only: m1 is sent, t1 held, o1 is w2's"
+    assert await store.release_outbox("w1") == 0
+    assert [m.message_id for m in await store.claim_outbox("w3", NOW, 30, 10)] == ["m2"]

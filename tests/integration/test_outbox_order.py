@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from adapters.bus.inprocess import InProcessBus
 from adapters.clock import FakeClock
 from adapters.store.codec import Sealer
 from adapters.store.sqlite import SqliteStore
@@ -22,7 +23,7 @@ from orchestrator.errors import BusUnavailableError
 from orchestrator.ports import BusMessage, Commit, OutboxLease, OutboxMessage
 from orchestrator.relay import OutboxRelay
 from tests import factory
-from tests.integration.harness import start
+from tests.integration.harness import settle, start
 from tests.integration.test_outbound_isolation import NOW, RefusingBus, outboxed
 
 
@@ -60,11 +61,10 @@ async def bus() -> Bus:
 
 
 async def committed(store: SqliteStore, relay: OutboxRelay, commit: Commit) -> bool:
-    """As the orchestrator commits on a worker whose relay runs: leased, handed over if taken."""
+    """As the orchestrator commits on a worker whose relay runs: leased, handed over if taken;
+    whether the direct path took the messages."""
     result = await store.commit(replace(commit, lease=relay.lease()))
-    if result.leased:
-        relay.hand_over(commit.outbox)
-    return result.leased
+    return result.leased and relay.hand_over(commit.outbox, result.behind)
 
 
 async def test_a_refusal_on_one_worker_holds_back_the_next_commit_on_another(
@@ -185,8 +185,11 @@ class Recorder:
     def lease(self) -> OutboxLease:
         return OutboxLease("recorder", self.clock.now() + timedelta(seconds=30))
 
-    def hand_over(self, messages: Sequence[OutboxMessage]) -> None:
+    def hand_over(self, messages: Sequence[OutboxMessage], behind: Sequence[str]) -> bool:
+        if behind:
+            return False  # it holds nothing on a direct path: what is ahead is not with it
         self.handed += [m.routing_key for m in messages]
+        return True
 
 
 async def test_the_orchestrator_hands_over_only_what_took_its_lease(tmp_path: Path) -> None:
@@ -209,5 +212,131 @@ async def test_the_orchestrator_hands_over_only_what_took_its_lease(tmp_path: Pa
             "verification.requested",
             "registration.signature_verified",
         ]
+    finally:
+        await app.close()
+
+
+async def test_a_batch_stopped_before_a_registration_sends_the_rest_of_it_to_the_sweep(
+    store: SqliteStore, bus: Bus
+) -> None:
+    """The bus looks down before a chain starts: its messages beyond the batch are still handed
+    over, and must not go in the next direct batch ahead of the ones the stop left behind."""
+    clock = FakeClock(NOW)
+    relay = OutboxRelay(store, bus, clock, worker="w", batch=3, failures_in_a_row=2)
+    await committed(store, relay, outboxed("reg-down-0001", 1, ["x1"]))
+    await committed(store, relay, outboxed("reg-down-0002", 2, ["y1"]))
+    await committed(store, relay, outboxed("reg-order-001", 3, ["r1", "r2", "r3"]))
+    bus.refuse = {"x1", "y1"}
+    await relay.relay_direct()  # x1 and y1 refused: the batch stops before r1
+    bus.refuse = set()
+    while relay._fresh:
+        await relay.relay_direct()
+    clock.advance(timedelta(seconds=6))
+    while await relay.relay_once():
+        pass
+    assert bus.sent("reg-order-001") == ["r1", "r2", "r3"]
+    assert await store.outbox_backlog() == 0
+
+
+async def test_a_commit_behind_its_own_direct_message_follows_it_directly(
+    store: SqliteStore, bus: Bus
+) -> None:
+    """Steps that come back to back on one worker: the next commit's message follows the one still
+    on this worker's direct path (not yet marked sent) without waiting for a sweep."""
+    clock = FakeClock(NOW)
+    relay = OutboxRelay(store, bus, clock, worker="w", idle_seconds=3600)
+    assert await committed(store, relay, outboxed("reg-order-001", 1, ["m1"]))
+    assert await committed(store, relay, outboxed("reg-order-001", 2, ["m2"])), "m1 is ahead, on this path"
+    assert await relay.relay_direct() == 2
+    assert bus.sent("reg-order-001") == ["m1", "m2"]
+    assert await committed(store, relay, outboxed("reg-order-001", 3, ["m3"])), "nothing ahead now"
+    other = OutboxRelay(store, bus, clock, worker="other")
+    assert not await committed(store, other, outboxed("reg-order-001", 4, ["m4"])), "m3 is w's"
+
+
+async def test_a_commit_behind_what_the_sweep_holds_waits_for_the_sweep_which_comes_at_once(
+    store: SqliteStore, bus: Bus
+) -> None:
+    """The bus stopped a batch and left r2 leased to this worker, off the direct path; r3's commit
+    may not overtake it, and the relay does not wait for its next timed sweep (an hour here)."""
+    clock = FakeClock(NOW)
+    relay = OutboxRelay(store, bus, clock, worker="w", failures_in_a_row=3, idle_seconds=3600)
+    wake = asyncio.Event()
+    running = asyncio.create_task(relay.run(wake))
+    try:
+        await asyncio.sleep(0.05)  # its first sweep at start, then it sleeps
+        commits = [("reg-order-001", ["r1", "r2"])] + [(f"reg-down-000{i}", [f"x{i}"]) for i in range(3)]
+        for n, (rid, ids) in enumerate(commits):
+            await committed(store, relay, outboxed(rid, n, ids))
+        bus.refuse, bus.slow = {"x0", "x1", "x2"}, {"r1"}  # the batch stops behind r1
+        wake.set()
+        async with asyncio.timeout(10):
+            while bus.sent("reg-order-001") != ["r1"] or relay._piped:
+                await asyncio.sleep(0.01)
+        bus.refuse, bus.slow = set(), set()
+        assert not await committed(store, relay, outboxed("reg-order-001", 9, ["r3"])), "r2 is with the sweep"
+        wake.set()
+        async with asyncio.timeout(10):
+            while len(bus.sent("reg-order-001")) < 3:
+                await asyncio.sleep(0.01)
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+    assert bus.sent("reg-order-001") == ["r1", "r2", "r3"]
+
+
+async def test_back_to_back_steps_with_facility_messages_all_take_the_direct_path(tmp_path: Path) -> None:
+    """With facility events on the bus four of a registration's six steps write a message, and a
+    step often commits before the one ahead of it was marked sent: each still follows it directly,
+    none waits for a sweep, and each registration's messages go out in commit order."""
+    clock = FakeClock(NOW)
+    bus = InProcessBus(record=True, redelivery_delay=0.01)
+    app = await start(tmp_path, clock, bus=bus, facility_queue=True, relay_idle_seconds=3600)
+    taken: list[bool] = []
+    relay = app.runtime.relay
+    real_hand_over = relay.hand_over
+
+    def hand_over(messages: Sequence[OutboxMessage], behind: Sequence[str]) -> bool:
+        taken.append(real_hand_over(messages, behind))
+        return taken[-1]
+
+    relay.hand_over = hand_over  # type: ignore[method-assign]
+    order: dict[str, list[str]] = {}
+    try:
+
+        async def registration(i: int) -> None:
+            for event in factory.flow(f"reg-order-{i:03d}", upto=6):
+                await app.orchestrator.handle(event)
+
+        await asyncio.gather(*(registration(i) for i in range(20)))
+        await settle(app)
+        for message in bus.published:  # what the relay published, in the order it did
+            order.setdefault(message.headers["registration_id"], []).append(message.routing_key)
+    finally:
+        await app.close()
+    assert len(taken) == 80
+    assert all(taken), f"{taken.count(False)} of 80 waited for a sweep"
+    assert len(order) == 20
+    for keys in order.values():
+        assert keys == [
+            "registration.challenge_issued",
+            "verification.requested",
+            "registration.signature_verified",
+            "registration.activated",
+        ]
+
+
+async def test_a_stopping_worker_gives_its_leases_back(tmp_path: Path) -> None:
+    clock = FakeClock(NOW)
+    app = await start(tmp_path, clock, relay_idle_seconds=3600)
+    try:
+        await asyncio.sleep(0.05)  # its sweep at start has run: none until the stop
+        worker = app.runtime.relay.lease().worker
+        lease = OutboxLease(worker, clock.now() + timedelta(seconds=30))
+        await app.store.commit(replace(outboxed("reg-order-001", 1, ["m1"]), lease=lease))  # not sent
+        assert await app.store.claim_outbox("another", clock.now(), 30, 10) == []
+        await app.runtime.stop()
+        claimed = await app.store.claim_outbox("another", clock.now(), 30, 10)
+        assert [m.message_id for m in claimed] == ["m1"], "at once, not after the lease"
     finally:
         await app.close()
