@@ -79,6 +79,7 @@ class App:
             self.runtime.stop,
             self.mailer.close,
             self.bus.close,
+            self.runtime.give_back,  # after the bus: no commit is running any more
             self.sender.close,
             *([self.revocation.close] if self.revocation is not None else []),
             *([self.cpu.close] if self.cpu is not None else []),

@@ -44,6 +44,7 @@ class Runtime:
         self.bounds = dict(bounds or {})  # queues for outside consumers: bounded, dropping the oldest
         self.metrics: Metrics = metrics or NoMetrics()
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopped = False
 
     @property
     def running(self) -> bool:
@@ -87,7 +88,14 @@ class Runtime:
             if isinstance(result, Exception):
                 log.error("worker.task_failed", task=task.get_name(), error=failure_reason(result))
         self._tasks = []
+        self._stopped = True
         await self.relay.release()  # what it held and did not send: another worker takes it now
+
+    async def give_back(self) -> None:
+        """Once the bus has closed and no handler runs: the leases a commit still running at the
+        stop took after the release above (a MongoDB commit awaits several times)."""
+        if self._stopped:
+            await self.relay.release()
         log.info("worker.stopped")
 
     async def wait(self, stop: asyncio.Event) -> None:

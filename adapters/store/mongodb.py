@@ -395,21 +395,27 @@ class MongoStore(MongoOutbound, MongoOperations, MongoListing, MongoInsights):
                 .to_list()
             )
             taken: set[str] = set()  # claimed now (the rest were this worker's already)
+            free = {"sent_at": None, "$or": [{"claimed_until": None}, {"claimed_until": {"$lt": now}}]}
+            claim = {"$set": {"claimed_by": worker, "claimed_until": until}}
             while len(docs) < limit:
                 doc = await self._db.outbox.find_one_and_update(
-                    {
-                        "sent_at": None,
-                        "$or": [{"claimed_until": None}, {"claimed_until": {"$lt": now}}],
-                        **held,
-                    },
-                    {"$set": {"claimed_by": worker, "claimed_until": until}},
-                    sort=order,
-                    return_document=ReturnDocument.AFTER,
+                    {**free, **held}, claim, sort=order, return_document=ReturnDocument.AFTER
                 )
                 if doc is None:
                     break
                 docs.append(doc)
                 taken.add(doc["_id"])
+                while True:  # its registration's earlier free rows too: a clock behind made it look older
+                    earlier = await self._db.outbox.find_one_and_update(
+                        {**free, "registration_id": doc["registration_id"], "idx": {"$lt": doc["idx"]}},
+                        claim,
+                        sort=[("idx", ASCENDING)],
+                        return_document=ReturnDocument.AFTER,
+                    )
+                    if earlier is None:
+                        break
+                    docs.append(earlier)
+                    taken.add(earlier["_id"])
             docs = await self._unpreceded(docs, taken, worker)
         except PyMongoError as exc:
             raise StoreUnavailableError(f"MongoDB outbox claim failed: {exception_kind(exc)}") from exc

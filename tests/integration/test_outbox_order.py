@@ -340,3 +340,27 @@ async def test_a_stopping_worker_gives_its_leases_back(tmp_path: Path) -> None:
         assert [m.message_id for m in claimed] == ["m1"], "at once, not after the lease"
     finally:
         await app.close()
+
+
+async def test_a_lease_taken_by_a_commit_that_ends_after_the_stop_is_given_back_at_close(
+    tmp_path: Path, sealer: Sealer
+) -> None:
+    """A step's commit took the lease just before the worker stopped and lands after the stop's
+    release (a MongoDB commit awaits several times): closing the worker, after its bus, gives it
+    back too."""
+    clock = FakeClock(NOW)
+    app = await start(tmp_path, clock, relay_idle_seconds=3600)
+    await asyncio.sleep(0.05)  # its sweep at start has run
+    worker = app.runtime.relay.lease().worker
+    await app.runtime.stop()
+    late = replace(
+        outboxed("reg-order-001", 1, ["m1"]), lease=OutboxLease(worker, clock.now() + timedelta(seconds=30))
+    )
+    await app.store.commit(late)
+    await app.close()
+    reopened = await SqliteStore.open(tmp_path / "honnin.db", sealer)
+    try:
+        claimed = await reopened.claim_outbox("another", clock.now(), 30, 10)
+        assert [m.message_id for m in claimed] == ["m1"]
+    finally:
+        await reopened.close()

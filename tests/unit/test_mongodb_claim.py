@@ -156,10 +156,31 @@ async def test_a_registrations_rows_keep_commit_order_when_the_clocks_disagree()
         row("o1", "reg-2", 0, NOW + timedelta(milliseconds=1)),
     ]
     claimed = await store(outbox).claim_outbox("w", NOW + timedelta(seconds=1), 30, 1)
-    assert [m.message_id for m in claimed] == [], "m2 alone would overtake m1"
-    assert outbox.docs[1]["claimed_by"] is None, "and is given back"
-    claimed = await store(outbox).claim_outbox("w", NOW + timedelta(seconds=1), 30, 10)
-    assert [m.message_id for m in claimed] == ["m1", "o1", "m2"]
+    assert [m.message_id for m in claimed] == ["m1", "m2"], "m2 looks oldest: m1 comes with it, first"
+    claimed = await store(outbox).claim_outbox("w2", NOW + timedelta(seconds=1), 30, 10)
+    assert [m.message_id for m in claimed] == ["o1"]
+
+
+async def test_rows_a_skewed_clock_made_look_older_do_not_stall_a_full_claim() -> None:
+    """Each registration's second row looks older than its first, and there are as many such
+    registrations as a claim holds: every claim must still make progress, the others' rows too."""
+    outbox = Outbox()
+    for r in range(3):
+        outbox.docs.append(row(f"r{r}-m1", f"reg-{r}", 0, NOW + timedelta(seconds=2, milliseconds=r)))
+        outbox.docs.append(row(f"r{r}-m2", f"reg-{r}", 1, NOW + timedelta(milliseconds=r)))
+    outbox.docs.append(row("x1", "reg-x", 0, NOW + timedelta(seconds=1)))
+    sent: list[str] = []
+    for _ in range(4):
+        claimed = [
+            m.message_id for m in await store(outbox).claim_outbox("w", NOW + timedelta(seconds=5), 30, 3)
+        ]
+        sent += claimed
+        for doc in outbox.docs:
+            if doc["_id"] in claimed:
+                doc["sent_at"] = NOW + timedelta(seconds=5)
+    assert sorted(sent) == sorted(d["_id"] for d in outbox.docs), "everything went, in a few claims"
+    for r in range(3):
+        assert sent.index(f"r{r}-m1") < sent.index(f"r{r}-m2")
 
 
 def test_commit_order_within_a_registration_oldest_first_across() -> None:
