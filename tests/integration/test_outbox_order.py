@@ -8,6 +8,7 @@ the store says the commit took its lease), and every message must be published o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from datetime import timedelta
@@ -23,6 +24,7 @@ from orchestrator.errors import BusUnavailableError
 from orchestrator.ports import BusMessage, Commit, OutboxLease, OutboxMessage
 from orchestrator.relay import OutboxRelay
 from tests import factory
+from tests.contract.buses import eventually
 from tests.integration.harness import settle, start
 from tests.integration.test_outbound_isolation import NOW, RefusingBus, outboxed
 
@@ -58,6 +60,18 @@ async def bus() -> Bus:
     opened = Bus()
     await opened.declare_queue("verifier", ["verification.requested"])
     return opened
+
+
+@contextlib.asynccontextmanager
+async def running(relay: OutboxRelay) -> AsyncIterator[asyncio.Event]:
+    """The relay's own loop, as a worker runs it; the event wakes it as a commit does."""
+    wake = asyncio.Event()
+    task = asyncio.create_task(relay.run(wake))
+    try:
+        yield wake
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 async def committed(store: SqliteStore, relay: OutboxRelay, commit: Commit) -> bool:
@@ -112,16 +126,9 @@ async def test_a_restarted_worker_sends_what_it_held_before_what_it_commits_firs
     await committed(store, before, outboxed("reg-order-001", 1, ["m1"]))  # stopped before it sent
     after = OutboxRelay(store, bus, clock, worker="w")  # the same HONNIN_WORKER_ID, restarted
     assert not await committed(store, after, outboxed("reg-order-001", 2, ["m2"]))
-    wake = asyncio.Event()
-    wake.set()
-    running = asyncio.create_task(after.run(wake))
-    try:
-        async with asyncio.timeout(10):
-            while len(bus.sent("reg-order-001")) < 2:
-                await asyncio.sleep(0.01)
-    finally:
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
+    async with running(after) as wake:
+        wake.set()
+        await eventually(lambda: len(bus.sent("reg-order-001")) == 2)
     assert bus.sent("reg-order-001") == ["m1", "m2"]
 
 
@@ -261,27 +268,18 @@ async def test_a_commit_behind_what_the_sweep_holds_waits_for_the_sweep_which_co
     may not overtake it, and the relay does not wait for its next timed sweep (an hour here)."""
     clock = FakeClock(NOW)
     relay = OutboxRelay(store, bus, clock, worker="w", failures_in_a_row=3, idle_seconds=3600)
-    wake = asyncio.Event()
-    running = asyncio.create_task(relay.run(wake))
-    try:
+    async with running(relay) as wake:
         await asyncio.sleep(0.05)  # its first sweep at start, then it sleeps
         commits = [("reg-order-001", ["r1", "r2"])] + [(f"reg-down-000{i}", [f"x{i}"]) for i in range(3)]
         for n, (rid, ids) in enumerate(commits):
             await committed(store, relay, outboxed(rid, n, ids))
         bus.refuse, bus.slow = {"x0", "x1", "x2"}, {"r1"}  # the batch stops behind r1
         wake.set()
-        async with asyncio.timeout(10):
-            while bus.sent("reg-order-001") != ["r1"] or relay._piped:
-                await asyncio.sleep(0.01)
+        await eventually(lambda: bus.sent("reg-order-001") == ["r1"] and not relay._piped)
         bus.refuse, bus.slow = set(), set()
         assert not await committed(store, relay, outboxed("reg-order-001", 9, ["r3"])), "r2 is with the sweep"
         wake.set()
-        async with asyncio.timeout(10):
-            while len(bus.sent("reg-order-001")) < 3:
-                await asyncio.sleep(0.01)
-    finally:
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
+        await eventually(lambda: len(bus.sent("reg-order-001")) == 3)
     assert bus.sent("reg-order-001") == ["r1", "r2", "r3"]
 
 
