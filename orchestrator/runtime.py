@@ -90,13 +90,13 @@ class Runtime:
         self._tasks = []
         self._stopped = True
         await self.relay.release()  # what it held and did not send: another worker takes it now
+        log.info("worker.stopped")
 
     async def give_back(self) -> None:
         """Once the bus has closed and no handler runs: the leases a commit still running at the
         stop took after the release above (a MongoDB commit awaits several times)."""
         if self._stopped:
             await self.relay.release()
-        log.info("worker.stopped")
 
     async def wait(self, stop: asyncio.Event) -> None:
         """Serve until `stop` is set; a background task that dies takes the worker down with

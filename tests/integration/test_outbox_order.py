@@ -15,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from adapters.bus.inprocess import InProcessBus
 from adapters.clock import FakeClock
@@ -333,7 +334,10 @@ async def test_a_stopping_worker_gives_its_leases_back(tmp_path: Path) -> None:
         lease = OutboxLease(worker, clock.now() + timedelta(seconds=30))
         await app.store.commit(replace(outboxed("reg-order-001", 1, ["m1"]), lease=lease))  # not sent
         assert await app.store.claim_outbox("another", clock.now(), 30, 10) == []
-        await app.runtime.stop()
+        with capture_logs() as logs:
+            await app.runtime.stop()
+        said = [(line["event"], line.get("messages")) for line in logs]
+        assert said == [("outbox.released", 1), ("worker.stopped", None)], "what an operator reads"
         claimed = await app.store.claim_outbox("another", clock.now(), 30, 10)
         assert [m.message_id for m in claimed] == ["m1"], "at once, not after the lease"
     finally:
