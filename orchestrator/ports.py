@@ -86,8 +86,8 @@ class FacilityEvent:
 class OutboxLease:
     """Outbox rows written already leased to the worker that publishes them itself right after
     the commit (the direct path): other relays skip them until `until`, that worker's restart
-    takes them back at once. Taken only when no earlier message of the registration is still
-    unsent (see `Committed`)."""
+    takes them back at once, and its stop gives them back to all. Taken only when every earlier
+    unsent message of the registration is that worker's too (see `Committed`)."""
 
     worker: str
     until: datetime
