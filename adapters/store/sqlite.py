@@ -74,13 +74,14 @@ def _ahead(
     leased to the lease's worker and its lease runs (these may follow them on that worker's direct
     path); None when one is free, held back after a refusal, or another worker's."""
     ahead: list[str] = []
+    running = stamp(now)  # a lease that ends before this has run out
     for registration_id in dict.fromkeys(m.registration_id for m in messages):
         for message_id, claimed_by, until in db.execute(
             "SELECT message_id, claimed_by, claimed_until FROM outbox"
             " WHERE registration_id = ? AND sent_at IS NULL ORDER BY seq",
             (registration_id,),
         ):
-            if claimed_by != lease.worker or until is None or until < stamp(now):
+            if claimed_by != lease.worker or until is None or until < running:
                 return None
             ahead.append(message_id)
     return tuple(ahead)

@@ -206,10 +206,11 @@ async def test_the_outbox_is_leased_in_order_and_marked_sent(store: Store) -> No
     assert [m.message_id for m in after_lease] == ["m2", "m3"], "an expired lease is free again"
 
 
-async def test_a_commit_takes_its_lease_only_when_nothing_of_its_registration_is_unsent(store: Store) -> None:
+async def test_a_commit_takes_its_lease_only_behind_its_own_workers_unsent_messages(store: Store) -> None:
     """The direct path may publish a commit's messages only if nothing earlier of the registration
-    waits: a message another worker holds, one held back after a refusal, one a stopped worker left.
-    Otherwise the rows are written free, and no relay claims them before the earlier one is sent."""
+    waits elsewhere: a message another worker holds, one held back after a refusal, one a stopped
+    worker left. Otherwise the rows are written free, and no relay claims them before the earlier
+    one is sent. Behind the same worker's own unsent messages the lease is taken, naming them."""
     lease_a = OutboxLease("wa", NOW + timedelta(seconds=30))
     lease_b = OutboxLease("wb", NOW + timedelta(seconds=30))
     first = await store.commit(replace(commit("e1", registration(), 0, outbox=("m1",)), lease=lease_a))
@@ -227,7 +228,10 @@ async def test_a_commit_takes_its_lease_only_when_nothing_of_its_registration_is
     await store.mark_sent(["m1", "m2"], NOW + timedelta(seconds=6))
     third = commit("e3", registration(state=State.CONFIRMED), 2, outbox=("m3",), at_offset=7)
     assert (await store.commit(replace(third, lease=lease_a))).leased, "all sent: direct again"
-    refusal = commit("e4", None, 3, outcome="rejected", outbox=("m4",), at_offset=8)
+    fourth = commit("e4", registration(state=State.CONFIRMED), 3, outbox=("m4",), at_offset=8)
+    behind_own = await store.commit(replace(fourth, lease=lease_a))
+    assert (behind_own.leased, behind_own.behind) == (True, ("m3",)), "m3 is wa's own: m4 follows it"
+    refusal = commit("e5", None, 4, outcome="rejected", outbox=("m5",), at_offset=9)
     assert not (await store.commit(refusal)).leased, "no lease asked, none taken"
 
 
